@@ -15,6 +15,7 @@ STAMP         := $(VENV)/.installed
 help:
 	@echo "make book   set everything up and build the book into _build/html"
 	@echo "make test   set everything up and run the test suite"
+	@echo "make mathjax  vendor MathJax from npm for offline math (part of make book)"
 
 ## System packages (skipped when present, or when apt-get is not available)
 system:
@@ -38,8 +39,57 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: system $(STAMP)
 
-test: setup
-	$(PY) -m pytest
+## Chainer 7 in a separate environment (it needs NumPy 1.x): the tests compare the helpers with
+## Chainer's own gaussian_kl_divergence, bernoulli_nll and gaussian, values and gradients.
+CHAINER_VENV  := .venv-chainer
+$(CHAINER_VENV)/.installed:
+	test -x $(CHAINER_VENV)/bin/python || $(PYTHON) -m venv $(CHAINER_VENV)
+	$(CHAINER_VENV)/bin/python -m pip install -q "numpy<2" setuptools wheel
+	$(CHAINER_VENV)/bin/python -m pip install -q --no-build-isolation chainer==7.8.1
+	touch $@
+
+test: setup $(CHAINER_VENV)/.installed
+	VAE_LESSON_CHAINER_PYTHON=$(CHAINER_VENV)/bin/python $(PY) -m pytest
+
+## The book (Jupyter Book 1.x; the book root is the repository root, see _config.yml).
+# Math is typeset by MathJax 3 vendored from npm (pinned in package.json/package-lock.json),
+# so pages render with no network. Only the files tex-chtml.js loads at run time are copied
+# into $(MATHJAX_EXTRA), which _config.yml lists in html_extra_path: its contents land at the
+# root of _build/html, as _build/html/mathjax/.
+NPM           ?= npm
+NPM_STAMP     := node_modules/.vae-book-installed
+MATHJAX_SRC   := node_modules/mathjax
+MATHJAX_EXTRA := _build/vendor
+MATHJAX_DIR   := $(MATHJAX_EXTRA)/mathjax
+# tex-chtml.js bundles the TeX input and the CHTML output. It loads, relative to its own URL:
+# TeX extensions on demand (input/tex/extensions), the CHTML web fonts (output/chtml/fonts),
+# and, from its context menu, the SVG renderer (output/svg*), the menu and accessibility
+# components (ui, a11y) and the speech rule engine (sre). tex-chtml.js is copied last: it
+# marks a complete copy.
+MATHJAX_FILES := LICENSE es5/input/tex/extensions es5/output es5/ui es5/a11y es5/sre es5/tex-chtml.js
+
+.PHONY: mathjax
+
+# npm ci (or npm install without a lock file) only when package*.json changed.
+$(NPM_STAMP): package.json $(wildcard package-lock.json)
+	@command -v $(NPM) >/dev/null 2>&1 || { \
+	  echo "error: npm not found; install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	if [ -f package-lock.json ]; then $(NPM) ci --no-audit --no-fund; \
+	else $(NPM) install --no-audit --no-fund; fi
+	touch $@
+
+$(MATHJAX_DIR)/tex-chtml.js: $(NPM_STAMP)
+	rm -rf $(MATHJAX_DIR)
+	mkdir -p $(MATHJAX_DIR)
+	for f in $(MATHJAX_FILES); do \
+	  dest=$(MATHJAX_DIR)/$${f#es5/}; mkdir -p "$$(dirname "$$dest")"; \
+	  cp -R $(MATHJAX_SRC)/$$f "$$dest" || exit 1; done
+
+mathjax: $(MATHJAX_DIR)/tex-chtml.js
+
+book: setup mathjax
+	$(VENV)/bin/jupyter-book build . -W --keep-going
+	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
 
 clean:
 	rm -rf _build

@@ -1,0 +1,160 @@
+"""Checkpoints: a model's weights plus everything needed to rebuild it and continue its training.
+
+A checkpoint is a plain dictionary of tensors, numbers and strings saved with ``torch.save`` and read
+back with ``torch.load(..., weights_only=True)``, which never runs code from the file. It is written to
+a temporary file and renamed into place, so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_dir", "MODEL_CLASSES"]
+
+FORMAT = "vae_lesson.checkpoint/1"
+_REQUIRED_KEYS = ("format", "model_class", "config", "state_dict")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, or belongs to another model."""
+
+
+def _model_classes() -> dict:
+    from .autoencoder import AutoEncoder
+    from .vae import VAE
+
+    return {"VAE": VAE, "AutoEncoder": AutoEncoder}
+
+
+MODEL_CLASSES = _model_classes()
+
+
+def checkpoint_dir() -> Path:
+    """Where named checkpoints live: $VAE_LESSON_CHECKPOINT_DIR, else ~/.cache/vae_lesson/checkpoints."""
+    env = os.environ.get("VAE_LESSON_CHECKPOINT_DIR")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "vae_lesson" / "checkpoints"
+
+
+def resolve_checkpoint_path(path_or_name) -> Path:
+    """A bare name such as ``"vae_2d"`` means ``checkpoint_dir() / "vae_2d.pt"``; anything else is a path."""
+    text = os.fspath(path_or_name)
+    if os.sep not in text and "/" not in text and not text.endswith(".pt"):
+        return checkpoint_dir() / f"{text}.pt"
+    return Path(text).expanduser()
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns. ``model`` holds the saved weights, in eval mode."""
+
+    model: nn.Module
+    epoch: int | None = None
+    history: dict | None = None
+    settings: dict | None = None
+    optimizer_state: dict | None = None
+    rng_state: dict = field(default_factory=dict)
+
+
+def save_checkpoint(path, model: nn.Module, *, epoch=None, history=None, settings=None,
+                    optimizer=None, rng_state=None) -> Path:
+    """Save ``model`` (state_dict and constructor arguments) and training state atomically; return the path.
+
+    ``history`` is a dict of plain lists (``History.as_dict()``), ``settings`` the training settings that
+    produced it, ``rng_state`` a dict of RNG state tensors for an exact resume.
+    """
+    name = type(model).__name__
+    if name not in MODEL_CLASSES or not isinstance(getattr(model, "config", None), dict):
+        raise TypeError(f"cannot checkpoint a {name}: only {', '.join(MODEL_CLASSES)} models carry a config to rebuild them")
+    payload = {
+        "format": FORMAT,
+        "model_class": name,
+        "config": dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "epoch": epoch,
+        "history": history,
+        "settings": settings,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "rng_state": rng_state or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """The raw checkpoint dictionary, checked for format; a CheckpointError says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, code objects refused by weights_only ...
+        raise CheckpointError(
+            f"{path} is not a readable vae_lesson checkpoint (truncated, corrupt or not a checkpoint: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); delete it to train again"
+        ) from None
+    if not isinstance(payload, dict) or any(key not in payload for key in _REQUIRED_KEYS):
+        raise CheckpointError(f"{path} is a torch file but not a vae_lesson checkpoint (missing model class/config/weights)")
+    if payload["format"] != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {payload['format']!r}; this version reads {FORMAT!r}")
+    if payload["model_class"] not in MODEL_CLASSES:
+        raise CheckpointError(f"{path} holds an unknown model class {payload['model_class']!r}")
+    return payload
+
+
+def load_checkpoint(path, model: nn.Module | None = None) -> Checkpoint:
+    """Load a checkpoint with ``weights_only=True``.
+
+    Without ``model``, the model is rebuilt from the saved constructor arguments. With ``model``, the
+    checkpoint must have been saved from the same class with the same configuration (else a
+    CheckpointError names the difference), and the weights are loaded into it.
+    """
+    payload = read_checkpoint(path)
+    cls = MODEL_CLASSES[payload["model_class"]]
+    if model is None:
+        try:
+            model = cls.from_config(payload["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot rebuild {payload['model_class']} from {payload['config']!r}: {exc}") from None
+    else:
+        describe_mismatch = config_mismatch(model, payload)
+        if describe_mismatch:
+            raise CheckpointError(f"{path} does not fit this model: {describe_mismatch}")
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: the saved weights do not fit a {payload['model_class']}{payload['config']}: "
+                              f"{str(exc).splitlines()[0]}") from None
+    model.eval()
+    return Checkpoint(model, payload.get("epoch"), payload.get("history"), payload.get("settings"),
+                      payload.get("optimizer"), payload.get("rng_state") or {})
+
+
+def config_mismatch(model: nn.Module, payload: dict) -> str:
+    """An empty string if ``payload`` was saved from a model like ``model``, else what differs."""
+    name = type(model).__name__
+    if payload["model_class"] != name:
+        return f"it was saved from a {payload['model_class']}, not a {name}"
+    ours, theirs = getattr(model, "config", {}), payload["config"]
+    diffs = [f"{key}={theirs.get(key)!r} in the file but {ours.get(key)!r} here"
+             for key in sorted(set(ours) | set(theirs)) if ours.get(key) != theirs.get(key)]
+    return "; ".join(diffs)

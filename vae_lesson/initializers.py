@@ -1,0 +1,41 @@
+"""Xavier (Glorot) initialization as the original Chainer article writes it.
+
+The article draws every weight from U(-a, a) with a = constant * sqrt(6 / (fan_in + fan_out)) and
+leaves the biases at zero (Chainer's default). That is exactly ``torch.nn.init.xavier_uniform_``
+with ``gain=constant``, so we call torch's initializer rather than writing our own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["xavier_bound", "xavier_init_"]
+
+
+def xavier_bound(fan_in: int, fan_out: int, constant: float = 1.0) -> float:
+    """The half-width a of the uniform range: constant * sqrt(6 / (fan_in + fan_out))."""
+    if fan_in < 1 or fan_out < 1:
+        raise ValueError(f"fan_in and fan_out must be positive, got {fan_in} and {fan_out}")
+    return constant * math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def xavier_init_(module: nn.Module, constant: float = 1.0) -> nn.Module:
+    """Give every ``nn.Linear`` inside ``module`` Xavier-uniform weights and zero biases, in place.
+
+    A Linear layer's weight has shape (fan_out, fan_in), as in Chainer's ``L.Linear``.
+    Returns ``module`` so the call can be chained.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if not constant > 0:
+        raise ValueError(f"constant must be positive, got {constant!r}")
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight, gain=constant)
+            if layer.bias is not None:
+                with torch.no_grad():
+                    layer.bias.zero_()
+    return module

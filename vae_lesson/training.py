@@ -1,0 +1,224 @@
+"""Training: one seeded, deterministic loop for every model in the book, with a history of each loss term.
+
+A model only needs a ``loss(x, **loss_kwargs)`` method returning a NamedTuple of scalar tensors whose
+first field is ``total`` (``VAELoss`` or ``AELoss``); every field is recorded per epoch for the
+training and the test set, so the reconstruction and KL curves can be plotted separately.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ._checks import check_batch, check_finite, check_positive_int, check_tensor, check_unit_interval
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, resolve_checkpoint_path, save_checkpoint
+
+__all__ = ["History", "NonFiniteLossError", "set_seed", "train", "evaluate", "load_or_train"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; training stops before the weights are corrupted."""
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (call before building a model)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class History:
+    """Per-epoch means of each loss term: ``train["kl"][e]`` is the mean KL term in epoch e (0-based)."""
+
+    train: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+    epoch_seconds: list = field(default_factory=list)
+
+    @property
+    def num_epochs(self) -> int:
+        return len(self.epoch_seconds)
+
+    def as_dict(self) -> dict:
+        return {"train": {k: list(v) for k, v in self.train.items()},
+                "test": {k: list(v) for k, v in self.test.items()},
+                "epoch_seconds": list(self.epoch_seconds)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        return cls({k: list(v) for k, v in data["train"].items()},
+                   {k: list(v) for k, v in data["test"].items()},
+                   list(data["epoch_seconds"]))
+
+    def _append(self, split: dict, means: dict) -> None:
+        for key, value in means.items():
+            split.setdefault(key, []).append(value)
+
+
+def _check_data(x, name: str, model: nn.Module) -> None:
+    check_tensor(x, name)
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty batch of examples (examples along dim 0), got shape {tuple(x.shape)}")
+    if x.dim() == 2 and hasattr(model, "n_in"):
+        check_batch(x, name, model.n_in)
+    check_finite(x, name)
+    check_unit_interval(x, name)
+
+
+def _batches(x: torch.Tensor, batch_size: int, order: torch.Tensor | None = None):
+    # Slicing a preloaded tensor is far cheaper than a per-example DataLoader on a CPU.
+    for start in range(0, len(x), batch_size):
+        yield x[order[start:start + batch_size]] if order is not None else x[start:start + batch_size]
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, seed: int = 0, **loss_kwargs) -> dict:
+    """Mean of each loss term over the examples ``x`` (weighted by batch size), as Python floats.
+
+    The model's sampling uses its own seeded generator state, so the result depends only on the weights,
+    and the caller's random stream is left untouched.
+    """
+    _check_data(x, "x", model)
+    check_positive_int(batch_size, "batch_size")
+    was_training = model.training
+    model.eval()
+    sums = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for xb in _batches(x, batch_size):
+            terms = model.loss(xb, **loss_kwargs)
+            weighted = torch.stack(tuple(terms)) * len(xb)
+            sums = weighted if sums is None else sums + weighted
+    model.train(was_training)
+    return dict(zip(terms._fields, (sums / len(x)).tolist()))
+
+
+def _settings(model, x_train, x_test, batch_size, lr, seed, loss_kwargs) -> dict:
+    # What must match for a checkpoint to count as "this training run" (the epoch count may grow).
+    def fingerprint(x):
+        return None if x is None else [list(x.shape), round(float(x.double().sum()), 3)]
+    return {"model_class": type(model).__name__, "config": dict(getattr(model, "config", {})),
+            "batch_size": batch_size, "lr": lr, "seed": seed, "loss_kwargs": dict(loss_kwargs),
+            "x_train": fingerprint(x_train), "x_test": fingerprint(x_test)}
+
+
+def train(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = None, *, num_epochs: int,
+          batch_size: int = 100, lr: float = 1e-3, seed: int = 0, loss_kwargs: dict | None = None,
+          quiet: bool = False, checkpoint_path=None, resume: bool = True, callback=None) -> History:
+    """Train ``model`` with Adam on shuffled minibatches and return the per-epoch History.
+
+    Args:
+        model: a VAE, AutoEncoder or any module with ``loss(x, **loss_kwargs)`` (see module docstring).
+        x_train: (n, ...) training examples in [0, 1], e.g. ``mnist.x_train_flat``.
+        x_test: optional held-out examples, evaluated after every epoch.
+        num_epochs: passes over ``x_train``.
+        batch_size, lr: minibatch size and Adam's learning rate.
+        seed: seeds the shuffling and the model's sampling: the same seed (and initial weights) give an
+            identical history.
+        loss_kwargs: passed to ``model.loss``, e.g. ``{"C": 1.0, "k": 1}`` for a VAE.
+        quiet: no progress bar.
+        checkpoint_path: save a checkpoint after every epoch (atomically). If one from the same settings
+            exists and ``resume`` is true, training continues from it.
+        callback: called as ``callback(epoch, history)`` after each epoch (0-based epoch).
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite (before the step that would spread it).
+    """
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
+        raise TypeError(f"model must be a torch.nn.Module with a loss(x) method, got {type(model).__name__}")
+    check_positive_int(num_epochs, "num_epochs")
+    check_positive_int(batch_size, "batch_size")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    _check_data(x_train, "x_train", model)
+    if x_test is not None:
+        _check_data(x_test, "x_test", model)
+    loss_kwargs = dict(loss_kwargs or {})
+
+    settings = _settings(model, x_train, x_test, batch_size, lr, seed, loss_kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    shuffle = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    history, start_epoch = History(), 0
+    if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
+        start_epoch, history = _resume(checkpoint_path, model, optimizer, shuffle, settings, num_epochs, quiet)
+
+    epochs = tqdm(range(start_epoch, num_epochs), desc=f"training {type(model).__name__}", unit="epoch",
+                  disable=quiet or start_epoch == num_epochs, initial=start_epoch, total=num_epochs)
+    n = len(x_train)
+    for epoch in epochs:
+        started = time.perf_counter()
+        model.train()
+        sums = None
+        for step, xb in enumerate(_batches(x_train, batch_size, torch.randperm(n, generator=shuffle))):
+            terms = model.loss(xb, **loss_kwargs)
+            if not torch.isfinite(terms.total):
+                raise NonFiniteLossError(
+                    f"the loss became {float(terms.total.detach())} at epoch {epoch + 1}, batch {step + 1}; training stopped "
+                    f"before the update. Try a smaller learning rate (lr={lr}) or check the data for extreme values."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            # Accumulate on the tensor side: no per-step .item() synchronisation.
+            weighted = torch.stack(tuple(t.detach() for t in terms)) * len(xb)
+            sums = weighted if sums is None else sums + weighted
+        history._append(history.train, dict(zip(terms._fields, (sums / n).tolist())))
+        if x_test is not None:
+            history._append(history.test, evaluate(model, x_test, seed=seed, **loss_kwargs))
+        history.epoch_seconds.append(time.perf_counter() - started)
+        epochs.set_postfix(train=f"{history.train['total'][-1]:.2f}",
+                           **({"test": f"{history.test['total'][-1]:.2f}"} if x_test is not None else {}))
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, model, epoch=epoch + 1, history=history.as_dict(), settings=settings,
+                            optimizer=optimizer,
+                            rng_state={"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()})
+        if callback is not None:
+            callback(epoch, history)
+    model.eval()
+    return history
+
+
+def _resume(path, model, optimizer, shuffle, settings, num_epochs, quiet):
+    """Restore weights, optimizer, history and random state from a checkpoint of the same run."""
+    try:
+        payload = read_checkpoint(path)
+    except CheckpointError as exc:
+        if not quiet:
+            print(f"ignoring the checkpoint: {exc}")
+        return 0, History()
+    if payload.get("settings") != settings or payload.get("epoch") is None or payload["epoch"] > num_epochs:
+        if not quiet:
+            print(f"{path} comes from other training settings; training from scratch and replacing it")
+        return 0, History()
+    loaded = load_checkpoint(path, model)
+    model.train()
+    if loaded.optimizer_state is not None:
+        optimizer.load_state_dict(loaded.optimizer_state)
+    torch.set_rng_state(loaded.rng_state["torch"])
+    shuffle.set_state(loaded.rng_state["shuffle"])
+    if not quiet:
+        print(f"loaded the trained model from {path} ({loaded.epoch} epochs)" if loaded.epoch == num_epochs
+              else f"resuming from {path} after epoch {loaded.epoch} of {num_epochs}")
+    return loaded.epoch, History.from_dict(loaded.history)
+
+
+def load_or_train(checkpoint, model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = None, *,
+                  num_epochs: int, **train_kwargs) -> History:
+    """Load a finished run from ``checkpoint`` if it matches, else train (resuming a partial run) and save it.
+
+    ``checkpoint`` is a path, or a bare name such as ``"vae_2d"`` kept in :func:`vae_lesson.checkpoint_dir`.
+    The checkpoint counts only if it comes from the same model configuration, data and training settings;
+    otherwise the model is trained from scratch and the checkpoint replaced. Returns the History either way.
+    Other keyword arguments are those of :func:`train`.
+    """
+    path = resolve_checkpoint_path(checkpoint)
+    return train(model, x_train, x_test, num_epochs=num_epochs, checkpoint_path=path, resume=True, **train_kwargs)
