@@ -48,7 +48,7 @@ $(CHAINER_VENV)/.installed:
 	$(CHAINER_VENV)/bin/python -m pip install -q --no-build-isolation chainer==7.8.1
 	touch $@
 
-test: setup $(CHAINER_VENV)/.installed
+test: setup $(CHAINER_VENV)/.installed mathjax
 	VAE_LESSON_CHAINER_PYTHON=$(CHAINER_VENV)/bin/python $(PY) -m pytest
 
 ## The book (Jupyter Book 1.x; the book root is the repository root, see _config.yml).
