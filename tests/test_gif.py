@@ -32,6 +32,18 @@ def test_torch_frames_and_rgb_frames(tmp_path):
     assert np.abs(decoded[..., :3].astype(int) - rgb).max() <= 40  # GIF palettes quantise colour
 
 
+def test_gif_is_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_gif(_frames(), tmp_path / "a.gif")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_same_frames_give_the_same_bytes(tmp_path):
     a = write_gif(_frames(), tmp_path / "a.gif", fps=5)
     b = write_gif(_frames(), tmp_path / "b.gif", fps=5)

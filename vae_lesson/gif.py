@@ -61,11 +61,18 @@ def write_gif(frames, path, fps: float = 10, scale: int = 1, loop: int = 0) -> P
     os.close(fd)
     try:
         iio.imwrite(tmp, array, extension=".gif", duration=1000.0 / fps, loop=loop)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; a GIF is for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_gif(path) -> np.ndarray:
