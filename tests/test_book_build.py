@@ -47,7 +47,10 @@ def test_chapters_show_their_figures_and_typeset_math(built_book):
     for name in _toc_files():
         html = (built_book / f"{name}.html").read_text()
         assert "{exercise}" not in html and "{solution}" not in html and "{prf:" not in html, f"{name}: raw directive"
-        assert "mathjax/tex-chtml.js" in html, f"{name}: MathJax is not loaded from the vendored copy"
+        remote = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', html)
+        assert not remote, f"{name}: loads {remote} from the network; the book must work offline"
+        if 'class="math' in html:
+            assert "mathjax/tex-chtml.js" in html, f"{name}: MathJax is not loaded from the vendored copy"
         if name.startswith("notebooks/"):
             images = re.findall(r'<img[^>]+src="([^"]+)"', html)
             assert images, f"{name}: no figure in the page"

@@ -76,3 +76,10 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def check_kl_weight(C) -> float:
+    """The KL weight C of a VAE loss: a finite number >= 0."""
+    if isinstance(C, bool) or not isinstance(C, (int, float)) or not (C >= 0 and C != float("inf")):
+        raise ValueError(f"C must be a finite number >= 0, got {C!r}")
+    return C

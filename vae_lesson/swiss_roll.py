@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,16 +18,16 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from torch import nn
 
-from ._activations import activation_from_name, activation_name
-from ._checks import check_batch, check_positive_int, check_tensor
+from ._activations import activation_from_name
+from ._checks import check_batch, check_kl_weight, check_tensor
 from .gif import figure_to_array
-from .initializers import xavier_init_
 from .losses import gaussian_kl_divergence
 from .reparameterize import gaussian
+from .vae import VAE, VAELoss
 
 __all__ = [
     "make_roll", "arc_length", "CubeScaling", "to_unit_cube", "from_unit_cube", "shortcut_pair",
-    "graph_geodesic", "unroll", "spearman", "fit_direction", "neighbour_r2", "gaussian_nll", "PointVAE", "PointVAELoss",
+    "graph_geodesic", "unroll", "spearman", "fit_direction", "neighbour_r2", "gaussian_nll", "PointVAE",
     "latent_grid", "rotating_roll_frames", "plot_roll_3d", "plot_two_distances", "plot_unrolled",
     "plot_latent_means", "plot_learned_surface", "plot_prior_samples", "plot_loss_curves",
     "plot_image_rows", "plot_embedding_by_class",
@@ -302,19 +301,12 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, ln_var: torch.Tensor) -> t
     return 0.5 * (math.log(2 * math.pi) + ln_var + (x - mean) ** 2 * torch.exp(-ln_var))
 
 
-class PointVAELoss(NamedTuple):
-    """Negative ELBO of a batch of points, in nats per point: ``total == reconstruction + kl``."""
-
-    total: torch.Tensor
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
-
-
-class PointVAE(nn.Module):
+class PointVAE(VAE):
     """A VAE for points in R^n_in with a Gaussian decoder p(x|z) = N(decode(z), diag(exp(x_ln_var))).
 
-    Encoder: n_in -> n_h -> n_h -> (mean, ln_var) of q(z|x), each n_latent (layer names as in vl.VAE).
-    Decoder: n_latent -> n_h -> n_h -> n_in, the mean of p(x|z), with no squashing (points are not pixels).
+    The encoder, the decoder's layers and their initialisation are those of :class:`vae_lesson.VAE`;
+    only the likelihood differs: the decoder's output is the mean of a Gaussian (points are not pixels,
+    so no sigmoid), and the reconstruction term is a Gaussian negative log-likelihood.
 
     The decoder's variance is one number per coordinate, shared by all z. With ``learn_variance=True``
     (the default) it is learned with everything else, so the model itself decides how much of each
@@ -332,48 +324,29 @@ class PointVAE(nn.Module):
 
     def __init__(self, n_in: int = 3, n_latent: int = 2, n_h: int = 64, act_func=torch.tanh,
                  learn_variance: bool = True, init_ln_var: float = -4.0):
-        super().__init__()
-        check_positive_int(n_in, "n_in")
-        check_positive_int(n_latent, "n_latent")
-        check_positive_int(n_h, "n_h")
+        super().__init__(n_in, n_latent, n_h, act_func)
         if not isinstance(learn_variance, bool):
             raise TypeError(f"learn_variance must be True or False, got {learn_variance!r}")
         if isinstance(init_ln_var, bool) or not isinstance(init_ln_var, (int, float)) or not math.isfinite(init_ln_var):
             raise ValueError(f"init_ln_var must be a finite number, got {init_ln_var!r}")
-        self.config = {"n_in": n_in, "n_latent": n_latent, "n_h": n_h, "act_func": activation_name(act_func),
-                       "learn_variance": learn_variance, "init_ln_var": float(init_ln_var)}
-        self.n_in, self.n_latent, self.act_func = n_in, n_latent, act_func
-        self.le1 = nn.Linear(n_in, n_h)
-        self.le2 = nn.Linear(n_h, n_h)
-        self.le3_mu = nn.Linear(n_h, n_latent)
-        self.le3_ln_var = nn.Linear(n_h, n_latent)
-        self.ld1 = nn.Linear(n_latent, n_h)
-        self.ld2 = nn.Linear(n_h, n_h)
-        self.ld3 = nn.Linear(n_h, n_in)
+        self.config.update(learn_variance=learn_variance, init_ln_var=float(init_ln_var))
         ln_var = torch.full((n_in,), float(init_ln_var))
         if learn_variance:
             self.x_ln_var = nn.Parameter(ln_var)
         else:
             self.register_buffer("x_ln_var", ln_var)  # saved with the model, never trained
-        xavier_init_(self)
 
     @classmethod
     def from_config(cls, config: dict) -> "PointVAE":
         config = dict(config)
         return cls(act_func=activation_from_name(config.pop("act_func")), **config)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (batch, n_in) -> (mean, ln_var), each (batch, n_latent): the Gaussian q(z|x)."""
-        check_batch(x, "x", self.n_in)
-        h = self.act_func(self.le2(self.act_func(self.le1(x))))
-        return self.le3_mu(h), self.le3_ln_var(h)
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (..., n_latent) -> (..., n_in), the mean of p(x|z)."""
         check_tensor(z, "z")
         if z.dim() < 2 or z.shape[-1] != self.n_latent:
             raise ValueError(f"z must have shape (batch, {self.n_latent}), got {tuple(z.shape)}")
-        return self.ld3(self.act_func(self.ld2(self.act_func(self.ld1(z)))))
+        return self._decode(z, sigmoid=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct x (batch, n_in) from the mean of q(z|x), without sampling."""
@@ -394,9 +367,9 @@ class PointVAE(nn.Module):
                 x = x + self.decoder_std * torch.randn(x.shape, generator=generator)
         return x
 
-    def loss(self, x: torch.Tensor, C: float = 1.0, k: int = 1, eps: torch.Tensor | None = None) -> PointVAELoss:
+    def loss(self, x: torch.Tensor, C: float = 1.0, k: int = 1, eps: torch.Tensor | None = None) -> VAELoss:
         """The negative ELBO of a batch, split into reconstruction and KL, each summed over coordinates
-        (or latents) and averaged over the batch.
+        (or latents) and averaged over the batch (nats per point).
 
         reconstruction = (1/k) sum_l gaussian_nll(x, decode(z_l), x_ln_var) / batch, z_l = gaussian(mean, ln_var)
         kl             = C * gaussian_kl_divergence(mean, ln_var) / batch
@@ -409,9 +382,8 @@ class PointVAE(nn.Module):
         """
         check_batch(x, "x", self.n_in)
         k = _int(k, "k")
-        if isinstance(C, bool) or not isinstance(C, (int, float)) or not (math.isfinite(C) and C >= 0):
-            raise ValueError(f"C must be a finite number >= 0, got {C!r}")
-        mean, ln_var = self.encode(x)
+        check_kl_weight(C)
+        mean, ln_var = self._encode(x)
         shape = (k, *mean.shape)
         if eps is not None:
             check_tensor(eps, "eps")
@@ -419,9 +391,9 @@ class PointVAE(nn.Module):
                 raise ValueError(f"eps must have shape (k, batch, n_latent) = {shape}, got {tuple(eps.shape)}")
         # All k samples in one batched pass: z has shape (k, batch, n_latent).
         z = gaussian(mean.expand(shape), ln_var.expand(shape), eps)
-        reconstruction = gaussian_nll(x, self.decode(z), self.x_ln_var).sum() / (k * len(x))
+        reconstruction = gaussian_nll(x, self._decode(z, sigmoid=False), self.x_ln_var).sum() / (k * len(x))
         kl = C * gaussian_kl_divergence(mean, ln_var) / len(x)
-        return PointVAELoss(reconstruction + kl, reconstruction, kl)
+        return VAELoss(reconstruction + kl, reconstruction, kl)
 
 
 def latent_grid(n: int = 21, limit: float = 2.5) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ._activations import activation_from_name, activation_name
-from ._checks import check_batch, check_positive_int, check_unit_interval
+from ._checks import check_batch, check_kl_weight, check_positive_int, check_unit_interval
 from .initializers import xavier_init_
 from .losses import _bernoulli_nll, _gaussian_kl
 from .reparameterize import gaussian
@@ -108,8 +108,7 @@ class VAE(nn.Module):
         check_batch(x, "x", self.n_in)
         check_unit_interval(x, "x")
         check_positive_int(k, "k")
-        if isinstance(C, bool) or not isinstance(C, (int, float)) or not C >= 0 or C == float("inf"):
-            raise ValueError(f"C must be a finite number >= 0, got {C!r}")
+        check_kl_weight(C)
         batch_size = x.shape[0]
         mean, ln_var = self._encode(x)
         # All k samples in one batched pass: z has shape (k, batch, n_latent).
