@@ -255,3 +255,22 @@ def test_interrupted_training_resumes_to_the_same_weights(digits, tmp_path):
     resumed = vl.train(resumed_model, *data, num_epochs=4, quiet=True, checkpoint_path=tmp_path / "run.pt")
     assert resumed.train == full.train and resumed.test == full.test
     assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), resumed_model.state_dict().values()))
+
+
+def test_registered_models_round_trip_and_unregistered_ones_are_refused(tmp_path):
+    from vae_lesson.checkpoint import register_model
+    from vae_lesson.swiss_roll import PointVAE
+
+    vl.set_seed(0)
+    model = PointVAE(n_h=8, learn_variance=False, init_ln_var=-3.0)
+    loaded = vl.load_checkpoint(vl.save_checkpoint(tmp_path / "p.pt", model)).model
+    assert isinstance(loaded, PointVAE) and loaded.config == model.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+    class Plain(torch.nn.Module):
+        config = {}
+
+    with pytest.raises(TypeError, match="only registered models"):
+        vl.save_checkpoint(tmp_path / "x.pt", Plain())
+    with pytest.raises(TypeError, match="from_config"):
+        register_model(Plain)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ._activations import activation_from_name, activation_name
+from .checkpoint import register_model
 from ._checks import check_batch, check_positive_int, check_unit_interval
 from .initializers import xavier_init_
 from .losses import _bernoulli_nll
@@ -28,6 +29,7 @@ class AELoss(NamedTuple):
     reconstruction: torch.Tensor
 
 
+@register_model
 class AutoEncoder(nn.Module):
     """An MLP autoencoder: x -> z = encode(x) -> decode(z) ~ x.
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_dir", "MODEL_CLASSES"]
+__all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_dir", "register_model",
+           "MODEL_CLASSES"]
 
 FORMAT = "vae_lesson.checkpoint/1"
 _REQUIRED_KEYS = ("format", "model_class", "config", "state_dict")
@@ -25,14 +26,20 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or belongs to another model."""
 
 
-def _model_classes() -> dict:
-    from .autoencoder import AutoEncoder
-    from .vae import VAE
-
-    return {"VAE": VAE, "AutoEncoder": AutoEncoder}
+# Model classes a checkpoint can name, by class name; filled by @register_model.
+MODEL_CLASSES: dict = {}
 
 
-MODEL_CLASSES = _model_classes()
+def register_model(cls):
+    """Class decorator: let checkpoints save and rebuild ``cls``.
+
+    The class needs a ``config`` dict of its constructor arguments (plain data) and a ``from_config``
+    classmethod that rebuilds it from that dict.
+    """
+    if not callable(getattr(cls, "from_config", None)):
+        raise TypeError(f"{cls.__name__} needs a from_config classmethod to be rebuilt from a checkpoint")
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
 
 
 def checkpoint_dir() -> Path:
@@ -73,7 +80,8 @@ def save_checkpoint(path, model: nn.Module, *, epoch=None, history=None, setting
     """
     name = type(model).__name__
     if name not in MODEL_CLASSES or not isinstance(getattr(model, "config", None), dict):
-        raise TypeError(f"cannot checkpoint a {name}: only {', '.join(MODEL_CLASSES)} models carry a config to rebuild them")
+        raise TypeError(f"cannot checkpoint a {name}: only registered models with a config can be rebuilt "
+                        f"({', '.join(MODEL_CLASSES)}; see register_model)")
     payload = {
         "format": FORMAT,
         "model_class": name,
@@ -117,7 +125,8 @@ def read_checkpoint(path) -> dict:
     if payload["format"] != FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {payload['format']!r}; this version reads {FORMAT!r}")
     if payload["model_class"] not in MODEL_CLASSES:
-        raise CheckpointError(f"{path} holds an unknown model class {payload['model_class']!r}")
+        raise CheckpointError(f"{path} holds a {payload['model_class']!r}, which is not a registered model class; "
+                              "import the module that defines it first")
     return payload
 
 

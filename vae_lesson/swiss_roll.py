@@ -20,6 +20,7 @@ from torch import nn
 
 from ._activations import activation_from_name
 from ._checks import check_batch, check_kl_weight, check_tensor
+from .checkpoint import register_model
 from .gif import figure_to_array
 from .losses import gaussian_kl_divergence
 from .reparameterize import gaussian
@@ -301,6 +302,7 @@ def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, ln_var: torch.Tensor) -> t
     return 0.5 * (math.log(2 * math.pi) + ln_var + (x - mean) ** 2 * torch.exp(-ln_var))
 
 
+@register_model
 class PointVAE(VAE):
     """A VAE for points in R^n_in with a Gaussian decoder p(x|z) = N(decode(z), diag(exp(x_ln_var))).
 

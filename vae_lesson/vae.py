@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ._activations import activation_from_name, activation_name
+from .checkpoint import register_model
 from ._checks import check_batch, check_kl_weight, check_positive_int, check_unit_interval
 from .initializers import xavier_init_
 from .losses import _bernoulli_nll, _gaussian_kl
@@ -35,6 +36,7 @@ class VAELoss(NamedTuple):
     kl: torch.Tensor
 
 
+@register_model
 class VAE(nn.Module):
     """A 3-layer MLP variational autoencoder with Bernoulli pixels and a N(0, I) prior.
 
