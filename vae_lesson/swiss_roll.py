@@ -354,6 +354,10 @@ class PointVAE(VAE):
         """Reconstruct x (batch, n_in) from the mean of q(z|x), without sampling."""
         return self.decode(self.encode(x)[0])
 
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) under the Gaussian decoder, summed over coordinates: x (batch, n_in), z (..., batch, n_latent) -> (..., batch)."""
+        return -gaussian_nll(x, self._decode(z, sigmoid=False), self.x_ln_var).sum(-1)
+
     @property
     def decoder_std(self) -> torch.Tensor:
         """(n_in,) standard deviation of p(x|z) per coordinate, in the data's units."""
@@ -393,7 +397,7 @@ class PointVAE(VAE):
                 raise ValueError(f"eps must have shape (k, batch, n_latent) = {shape}, got {tuple(eps.shape)}")
         # All k samples in one batched pass: z has shape (k, batch, n_latent).
         z = gaussian(mean.expand(shape), ln_var.expand(shape), eps)
-        reconstruction = gaussian_nll(x, self._decode(z, sigmoid=False), self.x_ln_var).sum() / (k * len(x))
+        reconstruction = -self.log_likelihood(x, z).sum() / (k * len(x))
         kl = C * gaussian_kl_divergence(mean, ln_var) / len(x)
         return VAELoss(reconstruction + kl, reconstruction, kl)
 

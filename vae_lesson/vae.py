@@ -115,10 +115,18 @@ class VAE(nn.Module):
         mean, ln_var = self._encode(x)
         # All k samples in one batched pass: z has shape (k, batch, n_latent).
         z = gaussian(mean.expand(k, *mean.shape), ln_var.expand(k, *ln_var.shape))
-        logits = self._decode(z, sigmoid=False)
-        reconstruction = _bernoulli_nll(x.expand_as(logits), logits).sum() / (k * batch_size)
+        reconstruction = -self.log_likelihood(x, z).sum() / (k * batch_size)
         kl = C * _gaussian_kl(mean, ln_var).sum() / batch_size
         return VAELoss(reconstruction + kl, reconstruction, kl)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) under the Bernoulli decoder, summed over pixels.
+
+        x: (batch, n_in) in [0, 1]; z: (..., batch, n_latent), e.g. (k, batch, n_latent) for k samples.
+        Returns (..., batch). Unchecked inputs: ``loss`` and ``vae_lesson.iwae.iwae_bound`` call it.
+        """
+        logits = self._decode(z, sigmoid=False)
+        return -_bernoulli_nll(x.expand_as(logits), logits).sum(-1)
 
     def get_loss_func(self, C: float = 1.0, k: int = 1):
         """The article's ``get_loss_func(C, k)``: a function of a batch returning its VAELoss."""
