@@ -1,0 +1,132 @@
+"""Reference numbers: every chapter records the models it trained, and one table reports them all.
+
+A chapter calls :func:`record_result` after training; the rows are merged into one JSON file in the
+output folder (written atomically), and the reference chapter renders them with :func:`results_table`.
+Each row says what a number means: which data (and whether pixels were continuous or binarized, since
+their likelihoods are not comparable), which latent size, how many epochs, which seed, how long it took
+on which machine, the test negative ELBO per image and, for VAEs, an importance-weighted estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .settings import fast_mode, output_dir
+
+__all__ = ["record_result", "load_results", "results_table", "results_path", "machine_description"]
+
+RESULTS_FILE = "reference_results.json"
+COLUMNS = (
+    ("chapter", "chapter"), ("name", "model"), ("data", "data"), ("pixels", "pixels"), ("latent", "latent"),
+    ("epochs", "epochs"), ("seed", "seed"), ("train_seconds", "train time (s)"),
+    ("test_neg_elbo", "test −ELBO (nats/image)"), ("test_iwae", "test −log p(x), IWAE"), ("test_loss", "test loss"),
+)
+
+
+def results_path() -> Path:
+    """The JSON file the rows are kept in (inside :func:`vae_lesson.settings.output_dir`)."""
+    return output_dir() / RESULTS_FILE
+
+
+def machine_description() -> str:
+    """A short description of this machine, e.g. 'x86_64, 2 CPU cores, torch 2.13.0 (2 threads)'."""
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__.split('+')[0]} "
+            f"({torch.get_num_threads()} threads)")
+
+
+def load_results(path=None) -> list:
+    """All recorded rows (a list of dicts), in chapter order; [] if nothing was recorded yet."""
+    path = Path(path) if path is not None else results_path()
+    if not path.is_file():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); delete it and re-run the chapters") from None
+    return sorted(rows.values(), key=lambda row: (row.get("chapter", ""), row.get("name", "")))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_result(chapter: str, name: str, model: nn.Module, history, *, data: str, binarized: bool = False,
+                  seed: int = 0, x_test: torch.Tensor | None = None, iwae_k: int = 0, path=None) -> dict:
+    """Add (or replace) the row for model ``name`` trained in ``chapter``, and return it.
+
+    Args:
+        chapter: the notebook's name, e.g. "05_vae".
+        name: a short name for the model, unique within the book, e.g. "VAE, 20-D latent".
+        model: the trained model (its ``config`` gives the latent size).
+        history: the :class:`vae_lesson.History` of its training (epochs, time, test losses).
+        data: which data it was trained on, e.g. ``mnist.source`` or "Fashion-MNIST, 10,000 training images".
+        binarized: True if pixels were binarized (NLLs on binarized and continuous pixels are not comparable).
+        seed: the training seed.
+        x_test: test examples for the importance-weighted estimate (VAEs with ``log_likelihood`` only).
+        iwae_k: number of importance samples; 0 skips the estimate.
+    Rows from fast mode are not recorded (their numbers mean nothing).
+    """
+    if not history.epoch_seconds:
+        raise ValueError("history is empty: record a model after training it")
+    config = getattr(model, "config", {})
+    latent = config.get("n_latent", config.get("n_codes"))
+    test = history.test or {}
+    row = {
+        "chapter": chapter, "name": name, "model": type(model).__name__, "data": data,
+        "pixels": "binarized" if binarized else "continuous (grey levels)", "latent": latent,
+        "epochs": history.num_epochs, "seed": seed, "train_seconds": round(sum(history.epoch_seconds), 1),
+        "test_neg_elbo": round(test["total"][-1], 2) if "kl" in test else None,
+        "test_loss": round(test["total"][-1], 4) if test and "kl" not in test else None,
+        "test_iwae": None, "iwae_k": None, "machine": machine_description(),
+    }
+    if iwae_k and x_test is not None and callable(getattr(model, "log_likelihood", None)):
+        from .iwae import iwae_bound
+
+        row["test_iwae"] = round(-iwae_bound(model, x_test, K=iwae_k).mean().item(), 2)
+        row["iwae_k"] = iwae_k
+    if fast_mode():
+        return row
+    path = Path(path) if path is not None else results_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = {f"{r['chapter']}/{r['name']}": r for r in load_results(path)}
+    rows[f"{chapter}/{name}"] = row
+    _write_atomically(path, json.dumps(rows, indent=1, sort_keys=True))
+    return row
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.4f}"
+    return str(value)
+
+
+def results_table(rows) -> str:
+    """The rows as a Markdown table (display it with ``IPython.display.Markdown``)."""
+    if not rows:
+        return "*No results recorded yet: run the chapters first (the book build runs them in order).*"
+    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = []
+        for key, _ in COLUMNS:
+            value = row.get(key)
+            if key == "test_iwae" and value is not None:
+                value = f"{value:,.2f} (K = {row['iwae_k']})"
+            cells.append(_cell(value).replace("|", "/"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
