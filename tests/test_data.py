@@ -532,3 +532,146 @@ def test_source_is_printed_once_per_data_set_and_source(capsys, isolated, mnist_
     load_mnist(mirrors=[good], verbose=True)
     load_mnist(mirrors=[good], verbose=False)
     assert capsys.readouterr().out == f"{downloaded.source}\n{cached.source}\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# CIFAR-10 and STL-10: small synthetic archives in the real formats, served from 127.0.0.1
+# ----------------------------------------------------------------------------------------------
+
+import io
+import pickle
+import tarfile
+
+from vae_lesson.data import ArchiveFormatError, load_cifar10, load_stl10
+
+
+def tar_gz(members: dict) -> bytes:
+    """A tar.gz holding ``members`` ({name: bytes}) as regular files."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            archive.addfile(info, io.BytesIO(blob))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cifar_archive():
+    """5 training batches of 4 images and a test batch of 3, pickled as CIFAR-10's python version is."""
+    rng = np.random.default_rng(7)
+    members, train_images, train_labels = {}, [], []
+    for i in range(1, 6):
+        images = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=4)]
+        members[f"cifar-10-batches-py/data_batch_{i}"] = pickle.dumps(
+            {b"batch_label": b"training batch", b"labels": labels, b"data": images, b"filenames": [b"x"] * 4})
+        train_images.append(images)
+        train_labels += labels
+    test_images = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    members["cifar-10-batches-py/test_batch"] = pickle.dumps({b"labels": [0, 9, 5], b"data": test_images})
+    members["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": []})
+    blob = tar_gz(members)
+    return SimpleNamespace(blob=blob, train_images=np.concatenate(train_images), train_labels=train_labels,
+                           test_images=test_images)
+
+
+@pytest.fixture
+def cifar_spec(monkeypatch, cifar_archive):
+    spec = dataclasses.replace(data.CIFAR10_SPEC, md5=md5_of(cifar_archive.blob), n_train=20, n_test=3)
+    monkeypatch.setattr(data, "CIFAR10_SPEC", spec)
+    return spec
+
+
+def test_imagedataset_accepts_colour_images():
+    x = torch.rand(4, 3, 5, 6)
+    ds = ImageDataset("c", x, torch.zeros(4, dtype=torch.int64), x[:2], torch.zeros(2, dtype=torch.int64),
+                      "synthetic", ("a",), True)
+    assert ds.image_shape == (3, 5, 6) and ds.n_pixels == 90
+    assert ds.x_train_flat.shape == (4, 90) and torch.equal(ds.x_test_flat[1], x[1].reshape(-1))
+    assert "image_shape=(3, 5, 6)" in repr(ds)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        ImageDataset("c", torch.rand(4, 5), torch.zeros(4, dtype=torch.int64), x, torch.zeros(4, dtype=torch.int64),
+                     "s", ("a",), True)
+
+
+def test_cifar10_downloads_checks_and_decodes(server, cifar_spec, cifar_archive, isolated, capsys):
+    url = server.serve("cifar", {cifar_spec.file_name: cifar_archive.blob})
+    ds = load_cifar10(mirrors=[url])
+    assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.x_train.dtype == torch.float32 and ds.image_shape == (3, 32, 32) and ds.n_pixels == 3072
+    # row i of the pickled data: 1024 red, 1024 green, 1024 blue values
+    expected = torch.from_numpy(cifar_archive.train_images.reshape(20, 3, 32, 32)).float() / 255
+    assert torch.equal(ds.x_train, expected)
+    assert ds.y_train.tolist() == cifar_archive.train_labels and ds.y_test.tolist() == [0, 9, 5]
+    assert ds.classes[0] == "airplane" and "downloaded" in capsys.readouterr().out
+    # second call: from the cache, no request
+    n_requests = len(server.requests)
+    assert "from the cache" in load_cifar10(mirrors=[url]).source
+    assert len(server.requests) == n_requests
+
+
+def test_cifar10_corrupt_archive_is_rejected_and_not_cached(server, cifar_spec, cifar_archive, isolated):
+    broken = bytearray(cifar_archive.blob)
+    broken[len(broken) // 2] ^= 0xFF
+    url = server.serve("bad", {cifar_spec.file_name: bytes(broken)})
+    with pytest.raises(DataUnavailableError, match="checksum mismatch") as info:
+        load_cifar10(mirrors=[url])
+    assert "needs network" in str(info.value)
+    assert not any((isolated / cifar_spec.name).glob("*"))
+
+
+def test_cifar10_damaged_cached_archive_gives_a_clear_error(monkeypatch, isolated, cifar_spec):
+    blob = tar_gz({"cifar-10-batches-py/data_batch_1": b"not a pickle"})
+    monkeypatch.setattr(data, "CIFAR10_SPEC", dataclasses.replace(cifar_spec, md5=md5_of(blob)))
+    folder = isolated / cifar_spec.name
+    folder.mkdir(parents=True)
+    (folder / cifar_spec.file_name).write_bytes(blob)
+    with pytest.raises(ArchiveFormatError, match="has no"):
+        load_cifar10(download=False)
+
+
+def test_cifar10_refuses_pickles_that_run_code():
+    evil = pickle.dumps({b"data": SimpleNamespace()})
+    with pytest.raises(ArchiveFormatError, match="refusing to unpickle"):
+        data._cifar_batch(evil, "data_batch_1")
+
+
+def test_cifar10_without_network_fails_fast_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("VAE_LESSON_CIFAR10_MIRRORS", closed_port_url())  # never the real 170 MB download
+    started = time.perf_counter()
+    with pytest.raises(DataUnavailableError, match=r"needs network access \(e.g. in Colab\)"):
+        load_cifar10(timeout=2)
+    assert time.perf_counter() - started < 5
+    with pytest.raises(DataUnavailableError, match="download=False"):
+        load_stl10(download=False)
+
+
+@pytest.fixture(scope="module")
+def stl_archive():
+    rng = np.random.default_rng(8)
+    # stored column-major: image[c, row, col] sits at position c * 96 * 96 + col * 96 + row
+    train = rng.integers(0, 256, size=(3, 3, 96, 96), dtype=np.uint8)
+    test = rng.integers(0, 256, size=(2, 3, 96, 96), dtype=np.uint8)
+    stored = lambda images: np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tobytes()
+    blob = tar_gz({"stl10_binary/unlabeled_X.bin": b"\0" * 100, "stl10_binary/train_X.bin": stored(train),
+                   "stl10_binary/train_y.bin": bytes([1, 10, 4]), "stl10_binary/test_X.bin": stored(test),
+                   "stl10_binary/test_y.bin": bytes([2, 3])})
+    return SimpleNamespace(blob=blob, train=train, test=test)
+
+
+def test_stl10_downloads_decodes_and_downscales(server, monkeypatch, stl_archive):
+    spec = dataclasses.replace(data.STL10_SPEC, md5=md5_of(stl_archive.blob), n_train=3, n_test=2)
+    monkeypatch.setattr(data, "STL10_SPEC", spec)
+    url = server.serve("stl", {spec.file_name: stl_archive.blob})
+    ds = load_stl10(mirrors=[url])
+    assert ds.x_train.shape == (3, 3, 96, 96) and ds.x_test.shape == (2, 3, 96, 96)
+    assert torch.equal(ds.x_train, torch.from_numpy(stl_archive.train).float() / 255)
+    assert ds.y_train.tolist() == [0, 9, 3] and ds.y_test.tolist() == [1, 2]
+    small = load_stl10(mirrors=[url], image_size=32)
+    assert small.x_train.shape == (3, 3, 32, 32) and "shrunk from 96x96 to 32x32" in small.source
+    # area averaging: each 3x3 block's mean
+    block = torch.from_numpy(stl_archive.train[0, 1, :3, :3]).float().mean() / 255
+    assert small.x_train[0, 1, 0, 0].item() == pytest.approx(block.item(), abs=1e-6)
+    with pytest.raises(ValueError, match="image_size"):
+        load_stl10(mirrors=[url], image_size=200)

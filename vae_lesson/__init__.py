@@ -6,8 +6,8 @@ Chainer's vocabulary, PyTorch's mechanics: ``gaussian_kl_divergence``, ``bernoul
 
 from .autoencoder import AELoss, AutoEncoder
 from .checkpoint import Checkpoint, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from .data import (ChecksumError, DataUnavailableError, IdxFormatError, ImageDataset, load_digits,
-                   load_fashion_mnist, load_mnist)
+from .data import (ChecksumError, DataUnavailableError, IdxFormatError, ImageDataset, load_cifar10, load_digits,
+                   load_fashion_mnist, load_mnist, load_stl10)
 from .initializers import xavier_bound, xavier_init_
 from .losses import bernoulli_nll, gaussian_kl_divergence
 from .reparameterize import gaussian
@@ -20,6 +20,6 @@ __all__ = [
     "AELoss", "AutoEncoder", "Checkpoint", "CheckpointError", "ChecksumError", "DataUnavailableError",
     "History", "IdxFormatError", "ImageDataset", "NonFiniteLossError", "VAE", "VAELoss",
     "bernoulli_nll", "checkpoint_dir", "evaluate", "gaussian", "gaussian_kl_divergence", "load_checkpoint",
-    "load_digits", "load_fashion_mnist", "load_mnist", "load_or_train", "save_checkpoint", "set_seed",
+    "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "load_stl10", "load_or_train", "save_checkpoint", "set_seed",
     "train", "xavier_bound", "xavier_init_",
 ]

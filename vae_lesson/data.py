@@ -45,6 +45,8 @@ __all__ = [
     "DataUnavailableError",
     "ChecksumError",
     "IdxFormatError",
+    "load_cifar10",
+    "load_stl10",
 ]
 
 
@@ -91,8 +93,8 @@ class ImageDataset:
     def __post_init__(self):
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.dim() != 3:
-                raise ValueError(f"x_{split} must have shape (N, H, W), got {tuple(x.shape)}")
+            if x.dim() not in (3, 4):
+                raise ValueError(f"x_{split} must have shape (N, H, W) or (N, C, H, W), got {tuple(x.shape)}")
             if y.shape != (len(x),):
                 raise ValueError(f"y_{split} must have shape ({len(x)},) to match x_{split}, got {tuple(y.shape)}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
@@ -103,30 +105,28 @@ class ImageDataset:
 
     @property
     def image_shape(self) -> tuple:
-        """(H, W) of one image."""
+        """(H, W) of one greyscale image, (C, H, W) of one colour image."""
         return tuple(self.x_train.shape[1:])
 
     @property
     def n_pixels(self) -> int:
-        """H * W, the input size of a fully connected encoder."""
-        height, width = self.image_shape
-        return height * width
+        """H * W (times C for colour images), the input size of a fully connected encoder."""
+        return int(np.prod(self.image_shape))
 
     @property
     def x_train_flat(self) -> torch.Tensor:
-        """Training images as rows, shape (N_train, H*W) (a view: no copy)."""
+        """Training images as rows, shape (N_train, H*W) or (N_train, C*H*W) (a view: no copy)."""
         return self.x_train.reshape(len(self.x_train), -1)
 
     @property
     def x_test_flat(self) -> torch.Tensor:
-        """Test images as rows, shape (N_test, H*W) (a view: no copy)."""
+        """Test images as rows, shape (N_test, H*W) or (N_test, C*H*W) (a view: no copy)."""
         return self.x_test.reshape(len(self.x_test), -1)
 
     def __repr__(self) -> str:
-        height, width = self.image_shape
         return (
             f"ImageDataset(name={self.name!r}, train={len(self.x_train):,}, test={len(self.x_test):,}, "
-            f"image_shape=({height}, {width}), source={self.source!r})"
+            f"image_shape={self.image_shape}, source={self.source!r})"
         )
 
 
@@ -594,4 +594,238 @@ def load_digits(verbose=True) -> ImageDataset:
         is_full=True,  # the complete set scikit-learn ships; nothing was left out
     )
     _announce("digits", source, verbose)
+    return dataset
+
+
+# ----------------------------------------------------------------------------------------------
+# Colour images in one archive: CIFAR-10 and STL-10 (download only; no offline copy exists)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """A data set shipped as one tar.gz archive, checked by MD5 and read without extracting it to disk."""
+
+    name: str  # subfolder of the cache directory
+    title: str
+    file_name: str
+    md5: str
+    size: str  # for messages, e.g. "170 MB"
+    mirrors: tuple[str, ...]
+    mirrors_env: str
+    classes: tuple[str, ...]
+    n_train: int
+    n_test: int
+    image_size: int
+
+
+CIFAR10_SPEC = ArchiveSpec(
+    name="cifar-10",
+    title="CIFAR-10",
+    file_name="cifar-10-python.tar.gz",
+    md5="c58f30108f718f92721af3b95e74349a",
+    size="170 MB",
+    mirrors=("https://www.cs.toronto.edu/~kriz/",),
+    mirrors_env="VAE_LESSON_CIFAR10_MIRRORS",
+    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    n_train=50_000,
+    n_test=10_000,
+    image_size=32,
+)
+
+STL10_SPEC = ArchiveSpec(
+    name="stl-10",
+    title="STL-10",
+    file_name="stl10_binary.tar.gz",
+    md5="91f7769df0f17e558f3565bffb0c7dfb",
+    size="2.6 GB",
+    mirrors=("http://ai.stanford.edu/~acoates/stl10/",),
+    mirrors_env="VAE_LESSON_STL10_MIRRORS",
+    classes=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"),
+    n_train=5_000,
+    n_test=8_000,
+    image_size=96,
+)
+
+_CIFAR_TRAIN_MEMBERS = tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST_MEMBER = "cifar-10-batches-py/test_batch"
+_STL_MEMBERS = {role: f"stl10_binary/{role}.bin" for role in ("train_X", "train_y", "test_X", "test_y")}
+
+
+class ArchiveFormatError(ValueError):
+    """An archive lacks a member the data set needs, or a member is not in the expected format."""
+
+
+def _numpy_reconstruct():
+    try:  # NumPy 2 moved the module; pickles written by NumPy 1 still name numpy.core
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - NumPy 1
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+class _ArrayUnpickler(__import__("pickle").Unpickler):
+    """Unpickles plain containers and NumPy arrays only: a pickle naming any other class or function is refused."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise ArchiveFormatError(f"refusing to unpickle {module}.{name}: not a NumPy array")
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return getattr(np, name)
+
+
+def _cifar_batch(blob: bytes, member: str):
+    """One CIFAR-10 python batch -> (images (n, 3, 32, 32) uint8, labels (n,) uint8)."""
+    import io
+    import pickle
+
+    try:
+        batch = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
+        images = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ArchiveFormatError(f"{member}: not a CIFAR-10 python batch ({err})") from None
+    if images.ndim != 2 or images.shape[1] != 3 * 32 * 32 or labels.shape != (len(images),):
+        raise ArchiveFormatError(f"{member}: data of shape {images.shape} with {labels.size} labels, "
+                                 "expected (n, 3072) and n labels")
+    if labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise ArchiveFormatError(f"{member}: labels must be 0..9")
+    # rows are 1024 red, 1024 green, 1024 blue values, each image row by row
+    return images.reshape(-1, 3, 32, 32), labels.astype(np.uint8)
+
+
+def _read_members(path: Path, wanted) -> dict:
+    """{member name: bytes} for the regular files ``wanted`` in the tar.gz at ``path``; nothing is written to disk.
+
+    Streams the archive once (``r|gz``), so members are read in archive order without seeking, and only
+    members with exactly the expected names are read: no path from the archive is ever used on disk.
+    """
+    import tarfile
+
+    wanted, found = set(wanted), {}
+    try:
+        with tarfile.open(path, mode="r|gz") as archive:
+            for member in archive:
+                if member.name in wanted and member.isreg():
+                    found[member.name] = archive.extractfile(member).read()
+                    if len(found) == len(wanted):
+                        break
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise ArchiveFormatError(f"{path}: damaged or truncated archive ({err})") from None
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ArchiveFormatError(f"{path}: the archive has no {', '.join(missing)}")
+    return found
+
+
+def _fetch_archive(spec: ArchiveSpec, data_dir, download, mirrors, timeout, verbose):
+    """(path of the checked archive, where it came from): the cache, else a download; else DataUnavailableError."""
+    folder = _cache_root(data_dir) / spec.name
+    path = folder / spec.file_name
+    problem = _file_problem(path, spec.md5)
+    if problem is None:
+        return path, f"from the cache {folder}"
+    how_to = (f"{spec.title} ({spec.file_name}, {spec.size}) must be downloaded, which needs network access "
+              f"(e.g. in Colab); it is then kept in {folder}.")
+    if not download:
+        raise DataUnavailableError(f"{spec.title}: cache {path} {problem}; download=False.\n{how_to}")
+    if problem != "missing" and verbose:
+        print(f"cached file {path} is {problem}; downloading it again")
+    urls = [base.rstrip("/") + "/" + spec.file_name for base in _resolve_mirrors(mirrors, spec)]
+    try:
+        download_file(urls, path, spec.md5, timeout)
+    except (DataUnavailableError, OSError) as err:
+        raise DataUnavailableError(f"{spec.title} is not available: cache {path} {problem}, and {err}\n{how_to}") from None
+    return path, f"downloaded into the cache {folder}"
+
+
+def _colour_dataset(spec, train, test, source, classes, is_full=True) -> ImageDataset:
+    def images(array):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(torch.float32).div_(255.0)
+
+    def labels(array):
+        return torch.from_numpy(array.astype(np.int64))
+
+    return ImageDataset(name=spec.name, x_train=images(train[0]), y_train=labels(train[1]), x_test=images(test[0]),
+                        y_test=labels(test[1]), source=source, classes=tuple(classes), is_full=is_full)
+
+
+def load_cifar10(data_dir=None, download=True, mirrors=None, timeout=None, verbose=True) -> ImageDataset:
+    """CIFAR-10: 50,000 + 10,000 colour images, x of shape (N, 3, 32, 32) float32 in [0, 1], 10 classes.
+
+    Uses the archive ``cifar-10-python.tar.gz`` (170 MB) in the cache folder if its MD5 matches, else downloads
+    it from ``mirrors`` (default ``$VAE_LESSON_CIFAR10_MIRRORS`` or the Toronto site). The batches inside are
+    read straight from the archive with an unpickler that accepts NumPy arrays and nothing else. There is no
+    offline copy: without the file and without network a :class:`DataUnavailableError` says so.
+    """
+    spec = CIFAR10_SPEC
+    path, where = _fetch_archive(spec, data_dir, download, mirrors, timeout, verbose)
+    blobs = _read_members(path, (*_CIFAR_TRAIN_MEMBERS, _CIFAR_TEST_MEMBER))
+    batches = [_cifar_batch(blobs[name], name) for name in _CIFAR_TRAIN_MEMBERS]
+    train = (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+    test = _cifar_batch(blobs[_CIFAR_TEST_MEMBER], _CIFAR_TEST_MEMBER)
+    for split, arrays, expected in (("train", train, spec.n_train), ("test", test, spec.n_test)):
+        if len(arrays[0]) != expected:
+            raise ArchiveFormatError(f"{path}: {len(arrays[0]):,} {split} images, expected {expected:,}")
+    source = f"full {spec.title} ({spec.n_train + spec.n_test:,} colour images, 32x32) {where}"
+    dataset = _colour_dataset(spec, train, test, source, spec.classes)
+    _announce(spec.name, source, verbose)
+    return dataset
+
+
+def _stl_split(blobs: dict, split: str, n_expected: int, size: int):
+    """STL-10 binary -> (images (n, 3, size, size) uint8, labels 0..9)."""
+    x_name, y_name = _STL_MEMBERS[f"{split}_X"], _STL_MEMBERS[f"{split}_y"]
+    raw, labels = np.frombuffer(blobs[x_name], np.uint8), np.frombuffer(blobs[y_name], np.uint8)
+    if raw.size != n_expected * 3 * size * size or labels.size != n_expected:
+        raise ArchiveFormatError(f"{x_name}/{y_name}: {raw.size:,} bytes and {labels.size:,} labels, expected "
+                                 f"{n_expected:,} images of 3x{size}x{size} and as many labels")
+    if labels.min(initial=1) < 1 or labels.max(initial=1) > 10:
+        raise ArchiveFormatError(f"{y_name}: labels must be 1..10")
+    # each channel is stored column by column (MATLAB order): swap H and W to get row-major images
+    return raw.reshape(n_expected, 3, size, size).transpose(0, 1, 3, 2), (labels - 1).astype(np.uint8)
+
+
+def _downscale(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, image_size, image_size) by averaging over areas (no aliasing), in chunks."""
+    import torch.nn.functional as F
+
+    return torch.cat([F.interpolate(chunk, size=(image_size, image_size), mode="area")
+                      for chunk in images.split(1000)]).clamp_(0.0, 1.0)
+
+
+def load_stl10(data_dir=None, download=True, mirrors=None, timeout=None, verbose=True,
+               image_size=None) -> ImageDataset:
+    """STL-10's labelled part: 5,000 train + 8,000 test colour images of 96x96, x (N, 3, H, W) float32 in [0, 1].
+
+    Uses ``stl10_binary.tar.gz`` (2.6 GB; MD5-checked) from the cache folder, else downloads it from
+    ``mirrors`` (default ``$VAE_LESSON_STL10_MIRRORS`` or the Stanford site), else raises
+    :class:`DataUnavailableError`. The 100,000 unlabelled images in the archive are not loaded. Reading
+    the archive streams through all of it (about 2.6 GB of decompression), so it takes a while.
+
+    image_size: optional smaller side, e.g. 32 (CIFAR's size) or 48; the images are then shrunk by
+        averaging over areas, which makes a small model train much faster. Default: 96, as stored.
+    """
+    spec = STL10_SPEC
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or not 1 <= image_size <= spec.image_size):
+        raise ValueError(f"image_size must be an integer between 1 and {spec.image_size}, or None; got {image_size!r}")
+    path, where = _fetch_archive(spec, data_dir, download, mirrors, timeout, verbose)
+    blobs = _read_members(path, _STL_MEMBERS.values())
+    train = _stl_split(blobs, "train", spec.n_train, spec.image_size)
+    test = _stl_split(blobs, "test", spec.n_test, spec.image_size)
+    size = image_size or spec.image_size
+    source = f"{spec.title} labelled images ({spec.n_train:,} train / {spec.n_test:,} test) {where}"
+    if size != spec.image_size:
+        source += f", shrunk from 96x96 to {size}x{size}"
+    dataset = _colour_dataset(spec, train, test, source, spec.classes)
+    if size != spec.image_size:
+        dataset = ImageDataset(name=spec.name, x_train=_downscale(dataset.x_train, size), y_train=dataset.y_train,
+                               x_test=_downscale(dataset.x_test, size), y_test=dataset.y_test, source=source,
+                               classes=dataset.classes, is_full=True)
+    _announce(spec.name, source, verbose)
     return dataset
