@@ -68,10 +68,14 @@ def test_table_has_a_row_per_result_and_marks_missing_values(trained, tmp_path):
     model, history, _ = trained
     path = tmp_path / "r.json"
     record_result("05_vae", "VAE", model, history, data="MNIST subset", path=path)
-    table = results_table(load_results(path))
+    table = results_table(load_results(path), fmt="markdown")
     lines = table.splitlines()
     assert len(lines) == 3 and "MNIST subset" in lines[2] and "–" in lines[2]
+    html_table = results_table(load_results(path))
+    assert html_table.count("<tr>") == 2 and "<td>MNIST subset</td>" in html_table
     assert "No results recorded yet" in results_table([])
+    with pytest.raises(ValueError, match="fmt must be"):
+        results_table([], fmt="csv")
 
 
 def test_corrupt_results_file_is_reported(tmp_path):

@@ -9,6 +9,7 @@ on which machine, the test negative ELBO per image and, for VAEs, an importance-
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ __all__ = ["record_result", "load_results", "results_table", "results_path", "ma
 
 RESULTS_FILE = "reference_results.json"
 COLUMNS = (
-    ("chapter", "chapter"), ("name", "model"), ("data", "data"), ("pixels", "pixels"), ("latent", "latent"),
+    ("name", "model (chapter)"), ("data", "data"), ("pixels", "pixels"), ("latent", "latent"),
     ("epochs", "epochs"), ("seed", "seed"), ("train_seconds", "train time (s)"),
     ("test_neg_elbo", "test −ELBO (nats/image)"), ("test_iwae", "test −log p(x), IWAE"), ("test_loss", "test loss"),
 )
@@ -88,7 +89,7 @@ def record_result(chapter: str, name: str, model: nn.Module, history, *, data: s
     test = history.test or {}
     row = {
         "chapter": chapter, "name": name, "model": type(model).__name__, "data": data,
-        "pixels": "binarized" if binarized else "continuous (grey levels)", "latent": latent,
+        "pixels": "binarized" if binarized else "continuous", "latent": latent,
         "epochs": history.num_epochs, "seed": seed, "train_seconds": round(sum(history.epoch_seconds), 1),
         "test_neg_elbo": round(test["total"][-1], 2) if "kl" in test else None,  # replaced below when x_test is given
         "test_loss": round(test["total"][-1], 4) if test and "kl" not in test else None,
@@ -122,17 +123,28 @@ def _cell(value) -> str:
     return str(value)
 
 
-def results_table(rows) -> str:
-    """The rows as a Markdown table (display it with ``IPython.display.Markdown``)."""
+def results_table(rows, fmt: str = "html") -> str:
+    """The rows as an HTML table (display it with ``IPython.display.HTML``) or, with fmt="markdown", Markdown."""
+    if fmt not in ("html", "markdown"):
+        raise ValueError(f'fmt must be "html" or "markdown", got {fmt!r}')
     if not rows:
-        return "*No results recorded yet: run the chapters first (the book build runs them in order).*"
-    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        return "No results recorded yet: run the chapters first (the book build runs them in order)."
+    body = []
     for row in rows:
         cells = []
         for key, _ in COLUMNS:
             value = row.get(key)
             if key == "test_iwae" and value is not None:
                 value = f"{value:,.2f} (K = {row['iwae_k']})"
-            cells.append(_cell(value).replace("|", "/"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            elif key == "name":
+                value = f"{value} ({row.get('chapter', '?')})"
+            cells.append(_cell(value))
+        body.append(cells)
+    titles = [title for _, title in COLUMNS]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in body]
+        return "\n".join(lines)
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
+    rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
+    return f'<table class="table" style="font-size: 0.8em"><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table>'
