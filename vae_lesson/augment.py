@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from ._atomic import write_text_atomically
 from ._checks import check_finite, check_positive_int, check_tensor, check_unit_interval
 from .plots import IMAGE_STYLE
 from .training import train as train_vae
@@ -469,14 +468,7 @@ def load_or_run_experiment(x_train, y_train, x_test, y_test, *, cache_dir=None, 
             pass  # a damaged file: compute again and replace it
     rows = run_augmentation_experiment(x_train, y_train, x_test, y_test, verbose=verbose, **settings)
     payload = json.dumps({"key": key, "data_source": data_source, "rows": rows}, indent=1)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, payload)
     if verbose:
         print(f"saved the results table to {path}")
     return rows, path, False

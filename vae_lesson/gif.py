@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 __all__ = ["to_uint8_frames", "write_gif", "read_gif", "figure_to_array"]
 
@@ -55,24 +55,9 @@ def write_gif(frames, path, fps: float = 10, scale: int = 1, loop: int = 0) -> P
     array = to_uint8_frames(frames, scale)
     if array.ndim == 3:  # greyscale: written as RGB, since (n, H, 3) frames would read as colour images
         array = np.repeat(array[..., None], 3, axis=-1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".gif") as tmp:
         iio.imwrite(tmp, array, extension=".gif", duration=1000.0 / fps, loop=loop)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; a GIF is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_gif(path) -> np.ndarray:

@@ -13,12 +13,12 @@ import html
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ._atomic import write_text_atomically
 from .settings import fast_mode, output_dir
 
 __all__ = ["record_result", "load_results", "results_table", "results_path", "machine_description"]
@@ -52,17 +52,6 @@ def load_results(path=None) -> list:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); delete it and re-run the chapters") from None
     return sorted(rows.values(), key=lambda row: (row.get("chapter", ""), row.get("name", "")))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def record_result(chapter: str, name: str, model: nn.Module, history, *, data: str, binarized: bool = False,
@@ -111,7 +100,7 @@ def record_result(chapter: str, name: str, model: nn.Module, history, *, data: s
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = {f"{r['chapter']}/{r['name']}": r for r in load_results(path)}
     rows[f"{chapter}/{name}"] = row
-    _write_atomically(path, json.dumps(rows, indent=1, sort_keys=True))
+    write_text_atomically(path, json.dumps(rows, indent=1, sort_keys=True))
     return row
 
 
