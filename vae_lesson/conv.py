@@ -32,6 +32,7 @@ from ._checks import check_kl_weight, check_positive_int, check_tensor, check_un
 from .autoencoder import AELoss
 from .checkpoint import register_model
 from .losses import _bernoulli_nll, _gaussian_kl
+from .plots import labelled_rows
 from .reparameterize import gaussian
 from .vae import VAELoss
 
@@ -348,20 +349,4 @@ def image_rows(rows: dict, n: int = 10, title: str | None = None) -> Figure:
     if not rows:
         raise ValueError("rows must hold at least one batch of images")
     arrays = {label: _tile(images, f"rows[{label!r}]") for label, images in rows.items()}
-    n = min([n, *(len(a) for a in arrays.values())])
-    label_width = max(len(label) for label in arrays) * 0.075 + 0.3
-    fig = Figure(figsize=(0.8 * n + label_width, 0.85 * len(arrays) + (0.45 if title else 0.1)),
-                 layout="constrained")
-    axes = fig.subplots(len(arrays), n, squeeze=False)
-    for r, (label, array) in enumerate(arrays.items()):
-        for c in range(n):
-            ax = axes[r, c]
-            ax.imshow(array[c], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title)
-    return fig
+    return labelled_rows(arrays, min([n, *(len(a) for a in arrays.values())]), title)

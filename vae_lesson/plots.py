@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 __all__ = [
-    "plot_history", "show_reconstructions", "image_grid", "plot_latent_scatter", "plot_latent_map",
+    "plot_history", "show_reconstructions", "labelled_rows", "image_grid", "plot_latent_scatter", "plot_latent_map",
     "plot_frame_strip",
 ]
 
@@ -183,14 +183,19 @@ def show_reconstructions(x, x_hat, image_shape, n: int = 10, title: str | None =
             raise ValueError(f"x and x_hat must hold the same number of images, got {len(inputs)} and {len(images)}")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(inputs):
         raise ValueError(f"n must be an integer between 1 and the number of images ({len(inputs)}), got {n!r}")
-    all_rows = {"input": inputs, **rows}
-    label_width = max(len(label) for label in all_rows) * 0.075 + 0.3
-    fig = Figure(figsize=(0.85 * n + label_width, 0.9 * len(all_rows) + (0.45 if title else 0.1)),
+    return labelled_rows({"input": inputs, **rows}, n, title)
+
+
+def labelled_rows(rows: dict, n: int, title: str | None = None) -> Figure:
+    """One row of ``n`` image tiles per entry of ``rows`` ({"label": (N, H, W) grey or (N, H, W, 3) RGB arrays
+    in [0, 1]}, already checked), each row labelled on the left. Grey is drawn white on black."""
+    label_width = max(len(label) for label in rows) * 0.075 + 0.3
+    fig = Figure(figsize=(0.85 * n + label_width, 0.9 * len(rows) + (0.45 if title else 0.1)),
                  layout="constrained")
-    axes = fig.subplots(len(all_rows), n, squeeze=False)
-    for r, (label, images) in enumerate(all_rows.items()):
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
         for c in range(n):
-            axes[r, c].imshow(images[c], **IMAGE_STYLE)
+            axes[r, c].imshow(images[c], **IMAGE_STYLE)  # cmap and range are ignored for RGB tiles
             _tile_axes(axes[r, c])
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
     if title:
