@@ -192,6 +192,14 @@ def test_experiment_rows_and_cache(digits28, tmp_path):
         (n, a, s) for n in (20, 30) for a in ("none", "vae-2", "shift-2") for s in (0, 1)}
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     assert {r["n_images"] for r in rows if r["n_train"] == 20} == {20, 60}
+    # every (n_train, seed) has one VAE, measured once: its numbers are shared by that pair's rows
+    for n in (20, 30):
+        for seed in (0, 1):
+            group = [r for r in rows if r["n_train"] == n and r["seed"] == seed]
+            assert len({(r["vae_neg_elbo"], r["vae_iwae"], r["vae_epochs"]) for r in group}) == 1
+            # the importance-weighted estimate of -log p(x) lies below the -ELBO (same 100 test images)
+            assert group[0]["vae_iwae"] < group[0]["vae_neg_elbo"]
+            assert all(0 < r["classifier_seconds"] <= r["seconds"] for r in group)
     # the round trip: same settings reload the same table without training
     again, path2, loaded2 = A.load_or_run_experiment(x, y, xt[:100], yt[:100], cache_dir=tmp_path, verbose=False,
                                                      **settings)
@@ -223,3 +231,27 @@ def test_experiment_errors(digits28, tmp_path):
         A.load_or_run_experiment(x, y, xt, yt, cache_dir=tmp_path, n_epochs=3)
     with pytest.raises(ValueError, match="summarize"):
         A.summarize([])
+
+
+def test_record_reference_summarises_each_size_and_augmentation(digits28, tmp_path, monkeypatch):
+    from vae_lesson.reference import load_results
+
+    monkeypatch.delenv("VAE_LESSON_FAST", raising=False)
+    monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path))
+    x, y, xt, yt = digits28
+    settings = dict(n_trains=(20, 30), augmentations=("none", "vae-2"), seeds=(0, 1), vae_latent=2, vae_hidden=16,
+                    vae_steps=5, classifier_steps=5, batch_size=16, vae_iwae_k=5)
+    rows = A.run_augmentation_experiment(x, y, xt[:100], yt[:100], verbose=False, **settings)
+    recorded = A.record_reference(rows, data="digits", settings=settings)
+    assert [r["name"] for r in load_results()] == sorted(r["name"] for r in recorded)
+    vae_20 = next(r for r in recorded if r["name"] == "VAE on 20 labelled digits")
+    runs = [r for r in rows if r["n_train"] == 20 and r["augmentation"] == "none"]
+    assert vae_20["test_neg_elbo"] == round(sum(r["vae_neg_elbo"] for r in runs) / 2, 2)
+    assert vae_20["test_iwae"] == round(sum(r["vae_iwae"] for r in runs) / 2, 2) and vae_20["iwae_k"] == 5
+    assert vae_20["seed"] == "0–1" and vae_20["latent"] == 2
+    cnn = next(r for r in recorded if r["name"] == "small CNN, VAE ×2" or r["name"].endswith("vae-2"))
+    means = {s["n_train"]: s["mean"] for s in A.summarize(rows) if s["augmentation"] == "vae-2"}
+    assert cnn["metric"] == "test accuracy " + ", ".join(f"{100 * means[n]:.1f}% (n = {n})" for n in (20, 30))
+    assert cnn["train_seconds"] == round(sum(r["classifier_seconds"] for r in rows if r["augmentation"] == "vae-2"), 1)
+    with pytest.raises(ValueError, match="rows is empty"):
+        A.record_reference([], data="digits")

@@ -7,7 +7,8 @@ import torch
 
 import vae_lesson as vl
 from vae_lesson.elbo import LinearGaussianModel, best_mean_field, elbo
-from vae_lesson.iwae import importance_weighted_bound, iwae_bound
+from vae_lesson.iwae import importance_weighted_bound, iwae_bound, neg_elbo
+from vae_lesson.reconstruction import ReductionVAE
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,46 @@ def test_vae_log_likelihood_and_iwae_bound():
 def test_bad_input(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+class _FixedEncoder(torch.nn.Module):
+    """A linear-Gaussian model with a fixed q(z|x) per data point, seen through the VAE interface."""
+
+    def __init__(self, model, x, q_mean, q_ln_var):
+        super().__init__()
+        self.model, self.x, self.q_mean, self.q_ln_var = model, x, q_mean, q_ln_var
+
+    def encode(self, x):
+        assert torch.equal(x, self.x[: len(x)])
+        return self.q_mean[: len(x)], self.q_ln_var[: len(x)]
+
+    def log_likelihood(self, x, z):
+        return self.model.log_likelihood(x, z)
+
+
+def test_neg_elbo_matches_the_closed_form_elbo(setting):
+    model, x, q_mean, q_ln_var, _ = setting
+    exact = torch.stack([elbo(model, x[i], q_mean[i], q_ln_var=q_ln_var[i]).elbo for i in range(len(x))])
+    estimate = neg_elbo(_FixedEncoder(model, x, q_mean, q_ln_var), x, n_samples=200_000, seed=2)
+    # the KL is exact, so only the reconstruction term is sampled; 200,000 draws leave < 0.01 nats of noise
+    torch.testing.assert_close(estimate, -exact, rtol=0, atol=0.02)
+
+
+def test_neg_elbo_ignores_how_the_model_was_trained():
+    digits = vl.load_digits(verbose=False)
+    x = digits.x_test_flat[:50]
+    vl.set_seed(0)
+    vae = vl.VAE(64, 3, 16)
+    vl.train(vae, digits.x_train_flat[:300], num_epochs=2, quiet=True, loss_kwargs={"C": 5.0})
+    # a model with another loss (pixel-mean reduction) but the same weights has the same -ELBO, sample for sample
+    other = ReductionVAE(64, 3, 16, reduction="pixel_mean")
+    other.load_state_dict(vae.state_dict())
+    torch.testing.assert_close(neg_elbo(other, x, seed=3), neg_elbo(vae, x, seed=3), rtol=0, atol=0)
+    # and it is the C = 1 loss of VAE.loss, whatever C the model was trained with (many samples: equal means)
+    many = neg_elbo(vae, x, n_samples=4000).mean().item()
+    torch.manual_seed(4)
+    with torch.no_grad():
+        by_loss = vae.loss(x, C=1.0, k=4000).total.item()
+    assert abs(many - by_loss) < 0.02 * abs(by_loss) / 10
+    with pytest.raises(TypeError, match="encode"):
+        neg_elbo(vl.AutoEncoder(64, 2, 8), x)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import vae_lesson as vl
-from vae_lesson.reference import load_results, record_result, results_table
+from vae_lesson.iwae import neg_elbo
+from vae_lesson.reference import load_results, record_result, record_row, results_table
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +30,15 @@ def test_record_load_and_replace(trained, tmp_path):
     row = record_result("05_vae", "VAE, 3-D", model, history, data=digits.source, seed=0,
                         x_test=digits.x_test_flat[:40], iwae_k=20, path=path)
     assert row["latent"] == 3 and row["epochs"] == 2 and row["model"] == "VAE"
-    assert row["test_neg_elbo"] == round(vl.evaluate(model, digits.x_test_flat[:40])["total"], 2)
+    neg_elbo_40 = neg_elbo(model, digits.x_test_flat[:40]).mean().item()
+    assert row["test_neg_elbo"] == round(neg_elbo_40, 2)
     assert row["train_seconds"] == round(sum(history.epoch_seconds), 1)
     # The IWAE estimate is a tighter bound: -log p(x) estimate below the -ELBO of the same images.
-    neg_elbo_40 = vl.evaluate(model, digits.x_test_flat[:40])["total"]
-    assert row["test_iwae"] < neg_elbo_40
-    record_result("01_autoencoder", "AE", vl.AutoEncoder(64, 2, 8), history, data="x", path=path)
+    assert row["test_iwae"] < neg_elbo_40 and row["iwae_k"] == 20
+    assert row["metric"] is None and row["pixels"] == "continuous"
+    ae_history = vl.History({"total": [9.0]}, {"total": [12.5]}, [0.5])
+    ae_row = record_result("01_autoencoder", "AE", vl.AutoEncoder(64, 2, 8), ae_history, data="x", path=path)
+    assert ae_row["metric"] == "test loss 12.5" and ae_row["test_neg_elbo"] is None and ae_row["latent"] == 2
     record_result("05_vae", "VAE, 3-D", model, history, data="replaced", path=path)
     rows = load_results(path)
     assert [r["chapter"] for r in rows] == ["01_autoencoder", "05_vae"]
@@ -88,3 +92,21 @@ def test_corrupt_results_file_is_reported(tmp_path):
 def test_empty_history_is_refused(tmp_path):
     with pytest.raises(ValueError, match="history is empty"):
         record_result("x", "y", vl.VAE(4, 2, 4), vl.History(), data="d", path=tmp_path / "r.json")
+
+
+def test_a_vae_trained_with_another_kl_weight_reports_its_true_neg_elbo(trained, tmp_path):
+    model, history, digits = trained
+    row = record_result("07_loss_choice", "VAE", model, history, data="d", x_test=digits.x_test_flat[:30],
+                        path=tmp_path / "r.json", metric="MSE 0.1", latent="three numbers", pixels="8x8 digits")
+    assert row["test_neg_elbo"] == round(neg_elbo(model, digits.x_test_flat[:30]).mean().item(), 2)
+    assert row["test_iwae"] is None and row["iwae_k"] is None  # no estimate asked for
+    assert (row["metric"], row["latent"], row["pixels"]) == ("MSE 0.1", "three numbers", "8x8 digits")
+
+
+def test_record_row_for_summaries(tmp_path):
+    path = tmp_path / "r.json"
+    row = record_row("08_augmentation", "VAEs", model="VAE", data="d", epochs=5, seed="0–2", train_seconds=3.04,
+                     latent=8, test_neg_elbo=101.234, test_iwae=99.876, iwae_k=50, metric="mean of 3", path=path)
+    assert (row["test_neg_elbo"], row["test_iwae"], row["train_seconds"]) == (101.23, 99.88, 3.0)
+    html_table = results_table(load_results(path))
+    assert "<td>0–2</td>" in html_table and "99.88 (K = 50)" in html_table and "<td>mean of 3</td>" in html_table

@@ -37,7 +37,7 @@ from .vae import VAE
 __all__ = [
     "SmallCNN", "train_classifier", "accuracy", "balanced_subset", "vae_codes", "augment_with_vae",
     "shift_augment", "run_augmentation_experiment", "load_or_run_experiment", "summarize", "results_table",
-    "plot_accuracy_vs_n", "plot_variants", "AUGMENTATION_LABELS",
+    "plot_accuracy_vs_n", "plot_variants", "record_reference", "AUGMENTATION_LABELS",
 ]
 
 AUGMENTATION_LABELS = {"none": "no augmentation", "vae-10": "VAE ×10", "vae-50": "VAE ×50",
@@ -350,7 +350,7 @@ def _parse_augmentation(name: str) -> tuple[str, int]:
 
 DEFAULTS = {"n_trains": (100, 200, 400, 800), "augmentations": ("none", "vae-10", "vae-50"), "seeds": (0, 1, 2),
             "vae_latent": 8, "vae_hidden": 128, "vae_steps": 500, "vae_batch_size": 50, "vae_lr": 3e-3,
-            "scale": 1.0, "classifier_steps": 125, "batch_size": 32, "lr": 3e-3}
+            "scale": 1.0, "classifier_steps": 125, "batch_size": 32, "lr": 3e-3, "vae_iwae_k": 50}
 
 
 def run_augmentation_experiment(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
@@ -361,7 +361,7 @@ def run_augmentation_experiment(x_train: torch.Tensor, y_train: torch.Tensor, x_
                                 vae_batch_size: int = DEFAULTS["vae_batch_size"], vae_lr: float = DEFAULTS["vae_lr"],
                                 scale: float = DEFAULTS["scale"], classifier_steps: int = DEFAULTS["classifier_steps"],
                                 batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
-                                verbose: bool = True) -> list[dict]:
+                                vae_iwae_k: int = DEFAULTS["vae_iwae_k"], verbose: bool = True) -> list[dict]:
     """Test accuracy of a :class:`SmallCNN` for each training-set size, augmentation and seed.
 
     For each ``n_train`` and ``seed``: a class-balanced subset of ``n_train`` images of ``x_train`` (drawn with
@@ -370,7 +370,9 @@ def run_augmentation_experiment(x_train: torch.Tensor, y_train: torch.Tensor, x_
     "shift-<factor>"), the subset plus its generated images, a SmallCNN trained for ``classifier_steps``
     steps of ``batch_size`` images (the same budget whatever the set size), and its accuracy on all of
     ``x_test``. The classifier's initial weights depend only on the seed, so the rows of one (n_train,
-    seed) differ only in their training images.
+    seed) differ only in their training images. Each VAE is also measured on the test images: its test
+    -ELBO and an IWAE estimate with ``vae_iwae_k`` samples (on the first 1,000 test images), for the book's
+    reference table.
 
     Args:
         x_train, x_test: (n, 28, 28) images in [0, 1]; y_train, y_test: (n,) labels 0 .. 9.
@@ -378,14 +380,18 @@ def run_augmentation_experiment(x_train: torch.Tensor, y_train: torch.Tensor, x_
     Returns:
         One dict per (n_train, augmentation, seed): ``n_train, augmentation, seed, n_images`` (training images
         after augmentation), ``accuracy`` (fraction of test images classified correctly) and ``seconds`` (wall time of
-        that row; for VAE rows it includes training the VAE they share).
+        that row; for VAE rows it includes training the VAE they share), ``classifier_seconds`` (the
+        classifier's training alone); and, when a VAE was trained for that (n_train, seed), ``vae_epochs``,
+        ``vae_seconds``, ``vae_neg_elbo`` and ``vae_iwae`` (nats per test image).
     """
+    from .iwae import iwae_bound, neg_elbo
+
     x_train = _as_images(x_train, "x_train")[:, 0]
     x_test = _as_images(x_test, "x_test")[:, 0]
     y_train = _check_labels(y_train, "y_train", len(x_train), 10)
     y_test = _check_labels(y_test, "y_test", len(x_test), 10)
     parsed = [_parse_augmentation(a) for a in augmentations]
-    for value, name in ((vae_steps, "vae_steps"), (classifier_steps, "classifier_steps")):
+    for value, name in ((vae_steps, "vae_steps"), (classifier_steps, "classifier_steps"), (vae_iwae_k, "vae_iwae_k")):
         check_positive_int(value, name)
     rows = []
     for n_train in n_trains:
@@ -403,6 +409,10 @@ def run_augmentation_experiment(x_train: torch.Tensor, y_train: torch.Tensor, x_
                 train_vae(vae, x.reshape(n_train, -1), num_epochs=epochs, batch_size=vae_batch, lr=vae_lr,
                           seed=seed, quiet=True)
                 vae_seconds = time.perf_counter() - started
+                x_test_flat = x_test.reshape(len(x_test), -1)
+                vae_numbers = {"vae_epochs": epochs, "vae_seconds": vae_seconds,
+                               "vae_neg_elbo": neg_elbo(vae, x_test_flat).mean().item(),
+                               "vae_iwae": -iwae_bound(vae, x_test_flat[:1000], K=vae_iwae_k).mean().item()}
             for name, (kind, factor) in zip(augmentations, parsed):
                 started = time.perf_counter()
                 generator = torch.Generator().manual_seed(seed)
@@ -415,11 +425,13 @@ def run_augmentation_experiment(x_train: torch.Tensor, y_train: torch.Tensor, x_
                 x_all, y_all = torch.cat([x, x_new]), torch.cat([y, y_new])
                 torch.manual_seed(1000 + seed)  # same initial weights for every augmentation of this seed
                 model = SmallCNN(10)
+                trained = time.perf_counter()
                 train_classifier(model, x_all, y_all, num_steps=classifier_steps, batch_size=batch_size, lr=lr,
                                  seed=seed)
                 row = {"n_train": n_train, "augmentation": name, "seed": seed, "n_images": len(x_all),
                        "accuracy": accuracy(model, x_test, y_test),
-                       "seconds": time.perf_counter() - started + (vae_seconds if kind == "vae" else 0.0)}
+                       "seconds": time.perf_counter() - started + (vae_seconds if kind == "vae" else 0.0),
+                       "classifier_seconds": time.perf_counter() - trained, **(vae_numbers if vae is not None else {})}
                 rows.append(row)
                 if verbose:
                     print(f"n_train={n_train:4d}  {name:9s} seed={seed}  {len(x_all):6d} images  "
@@ -521,6 +533,53 @@ def results_table(rows: list[dict], fmt: str = "markdown") -> str:
     rows_html = ["<tr>" + "".join(f'<th style="text-align: right">{h}</th>' for h in header) + "</tr>"]
     rows_html += ["<tr>" + "".join(cell.format(v) for v in values) + "</tr>" for values in body]
     return "<table>\n" + "\n".join(rows_html) + "\n</table>"
+
+
+def _seeds_text(seeds) -> str:
+    seeds = sorted(set(seeds))
+    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
+    return str(seeds[0]) if len(seeds) == 1 else (f"{seeds[0]}–{seeds[-1]}" if contiguous else ", ".join(map(str, seeds)))
+
+
+def record_reference(rows: list[dict], *, data: str, settings: dict | None = None,
+                     chapter: str = "08_augmentation") -> list[dict]:
+    """Add the experiment's models to the book's reference table (:mod:`vae_lesson.reference`); return the rows.
+
+    One row per training-set size for its VAEs (test -ELBO and IWAE estimate averaged over the seeds, total
+    training time) and one per augmentation for its classifiers (mean test accuracy for each size).
+    ``data`` names the data set, e.g. "MNIST (offline subset)"; ``settings`` are the experiment's (defaults
+    filled in from :data:`DEFAULTS`). Rows from results without VAE measurements are skipped.
+    """
+    from .reference import record_row
+
+    if not rows:
+        raise ValueError("rows is empty: run the experiment first")
+    full = {**DEFAULTS, **(settings or {})}
+    recorded = []
+    for n_train in sorted({r["n_train"] for r in rows}):
+        runs = {r["seed"]: r for r in rows if r["n_train"] == n_train and r.get("vae_neg_elbo") is not None}
+        if not runs:
+            continue
+        runs = list(runs.values())
+        recorded.append(record_row(
+            chapter, f"VAE on {n_train} labelled digits", model="VAE", data=f"{data}, {n_train} training images",
+            latent=full["vae_latent"], epochs=runs[0]["vae_epochs"], seed=_seeds_text(r["seed"] for r in runs),
+            train_seconds=sum(r["vae_seconds"] for r in runs),
+            test_neg_elbo=float(np.mean([r["vae_neg_elbo"] for r in runs])),
+            test_iwae=float(np.mean([r["vae_iwae"] for r in runs])), iwae_k=full["vae_iwae_k"],
+            metric=f"mean of {len(runs)} VAE{'s' if len(runs) > 1 else ''} (one per seed)"))
+    summary = summarize(rows)
+    for name in dict.fromkeys(r["augmentation"] for r in rows):
+        group = [r for r in rows if r["augmentation"] == name]
+        sizes = sorted({r["n_train"] for r in group})
+        accuracies = ", ".join(f"{100 * s['mean']:.1f}% (n = {s['n_train']})" for s in summary if s["augmentation"] == name)
+        recorded.append(record_row(
+            chapter, f"small CNN, {AUGMENTATION_LABELS.get(name, name)}", model="SmallCNN",
+            data=f"{data}, {'/'.join(map(str, sizes))} labelled images", latent=None,
+            epochs=f"{full['classifier_steps']} steps", seed=_seeds_text(r["seed"] for r in group),
+            train_seconds=sum(r.get("classifier_seconds", r["seconds"]) for r in group),
+            metric=f"test accuracy {accuracies}"))
+    return recorded
 
 
 def plot_accuracy_vs_n(rows: list[dict], title: str | None = None) -> Figure:

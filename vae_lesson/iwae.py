@@ -17,7 +17,7 @@ from torch import nn
 
 from ._checks import check_positive_int, check_same_shape, check_tensor
 
-__all__ = ["importance_weighted_bound", "iwae_bound"]
+__all__ = ["importance_weighted_bound", "iwae_bound", "neg_elbo"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -59,6 +59,40 @@ def importance_weighted_bound(log_joint, q_mean: torch.Tensor, q_ln_var: torch.T
     return torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(K)
 
 
+def _check_vae_like(model) -> None:
+    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "log_likelihood", None))):
+        raise TypeError(f"model must have encode(x) and log_likelihood(x, z) methods, got {type(model).__name__}")
+
+
+@torch.inference_mode()
+def neg_elbo(model: nn.Module, x: torch.Tensor, *, n_samples: int = 1, batch_size: int = 500,
+             seed: int = 0) -> torch.Tensor:
+    """The negative ELBO with C = 1 of each example, (n,) nats, whatever loss the model was trained with.
+
+    -ELBO(x) = -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)): the expectation by Monte Carlo with ``n_samples``
+    codes per example, the KL in closed form. Works for any model with ``encode(x) -> (mean, ln_var)`` and
+    ``log_likelihood(x, z) -> log p(x|z)`` (z of shape (k, n, d) gives (k, n)), so models trained with a
+    reweighted KL or another reduction of the reconstruction term are reported on one scale. Seeded.
+    """
+    _check_vae_like(model)
+    check_tensor(x, "x")
+    check_positive_int(n_samples, "n_samples")
+    check_positive_int(batch_size, "batch_size")
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        mean, ln_var = model.encode(xb)
+        eps = torch.randn((n_samples, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device)
+        reconstruction = -model.log_likelihood(xb, mean + torch.exp(0.5 * ln_var) * eps).mean(0)
+        kl = 0.5 * (mean * mean + torch.exp(ln_var) - ln_var - 1).sum(-1)
+        out.append(reconstruction + kl)
+    model.train(was_training)
+    return torch.cat(out)
+
+
 @torch.inference_mode()
 def iwae_bound(model: nn.Module, x: torch.Tensor, K: int = 100, *, batch_size: int = 100, seed: int = 0,
                chunk_size: int = 50) -> torch.Tensor:
@@ -68,8 +102,7 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, K: int = 100, *, batch_size: i
     Averaging the result over a test set gives an estimate of the test log-likelihood that is tighter
     than the ELBO; report it as "IWAE bound, K = ...". Seeded, so the same weights give the same number.
     """
-    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "log_likelihood", None))):
-        raise TypeError(f"model must have encode(x) and log_likelihood(x, z) methods, got {type(model).__name__}")
+    _check_vae_like(model)
     check_tensor(x, "x")
     check_positive_int(batch_size, "batch_size")
     was_training = model.training

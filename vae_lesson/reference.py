@@ -21,13 +21,14 @@ from torch import nn
 from ._atomic import write_text_atomically
 from .settings import fast_mode, output_dir
 
-__all__ = ["record_result", "load_results", "results_table", "results_path", "machine_description"]
+__all__ = ["record_result", "record_row", "load_results", "results_table", "results_path", "machine_description"]
 
 RESULTS_FILE = "reference_results.json"
 COLUMNS = (
     ("name", "model (chapter)"), ("data", "data"), ("pixels", "pixels"), ("latent", "latent"),
     ("epochs", "epochs"), ("seed", "seed"), ("train_seconds", "train time (s)"),
-    ("test_neg_elbo", "test −ELBO (nats/image)"), ("test_iwae", "test −log p(x), IWAE"), ("test_loss", "test loss"),
+    ("test_neg_elbo", "test −ELBO (nats per example)"), ("test_iwae", "test −log p(x), IWAE"),
+    ("metric", "other test metric"),
 )
 
 
@@ -54,8 +55,13 @@ def load_results(path=None) -> list:
     return sorted(rows.values(), key=lambda row: (row.get("chapter", ""), row.get("name", "")))
 
 
+def _vae_like(model) -> bool:
+    return callable(getattr(model, "encode", None)) and callable(getattr(model, "log_likelihood", None))
+
+
 def record_result(chapter: str, name: str, model: nn.Module, history, *, data: str, binarized: bool = False,
-                  seed: int = 0, x_test: torch.Tensor | None = None, iwae_k: int = 0, path=None) -> dict:
+                  pixels: str | None = None, seed: int = 0, x_test: torch.Tensor | None = None, iwae_k: int = 0,
+                  metric: str | None = None, latent=None, path=None) -> dict:
     """Add (or replace) the row for model ``name`` trained in ``chapter``, and return it.
 
     Args:
@@ -65,35 +71,55 @@ def record_result(chapter: str, name: str, model: nn.Module, history, *, data: s
         history: the :class:`vae_lesson.History` of its training (epochs, time, test losses).
         data: which data it was trained on, e.g. ``mnist.source`` or "Fashion-MNIST, 10,000 training images".
         binarized: True if pixels were binarized (NLLs on binarized and continuous pixels are not comparable).
+        pixels: what the data values are, when they are not images, e.g. "3-D points"; overrides ``binarized``.
         seed: the training seed.
-        x_test: test examples; for VAEs (models with ``log_likelihood``) the test -ELBO is re-evaluated on them
-            with C = 1, and the importance-weighted estimate uses them.
+        x_test: test examples; for VAEs (models with ``encode`` and ``log_likelihood``) the test -ELBO is
+            evaluated on them with C = 1 (:func:`vae_lesson.iwae.neg_elbo`), whatever the training loss, and the
+            importance-weighted estimate uses them.
         iwae_k: number of importance samples; 0 skips the estimate.
+        metric: another test number worth reporting, with its name and unit, e.g. "test MSE per pixel 0.0112";
+            default for models without a likelihood: the last test loss of ``history``.
+        latent: the latent size, when ``model.config["n_latent"]`` does not say it, e.g. "7x7 grid, 64 codes".
     Rows from fast mode are not recorded (their numbers mean nothing).
     """
     if not history.epoch_seconds:
         raise ValueError("history is empty: record a model after training it")
     config = getattr(model, "config", {})
-    latent = config.get("n_latent", config.get("n_codes"))
     test = history.test or {}
+    neg_elbo_value = iwae_value = None
+    if _vae_like(model) and x_test is not None:
+        from .iwae import iwae_bound, neg_elbo
+
+        neg_elbo_value = neg_elbo(model, x_test).mean().item()
+        if iwae_k:
+            iwae_value = -iwae_bound(model, x_test, K=iwae_k).mean().item()
+    if metric is None and not _vae_like(model) and test:
+        metric = f"test loss {test['total'][-1]:.4g}"
+    return record_row(chapter, name, model=type(model).__name__, data=data, binarized=binarized, pixels=pixels,
+                      latent=latent if latent is not None else config.get("n_latent"),
+                      epochs=history.num_epochs, seed=seed, train_seconds=sum(history.epoch_seconds),
+                      test_neg_elbo=neg_elbo_value, test_iwae=iwae_value, iwae_k=iwae_k if iwae_value is not None else None,
+                      metric=metric, path=path)
+
+
+def record_row(chapter: str, name: str, *, model: str, data: str, epochs, seed, train_seconds: float,
+               latent=None, binarized: bool = False, pixels: str | None = None, test_neg_elbo: float | None = None,
+               test_iwae: float | None = None, iwae_k: int | None = None, metric: str | None = None,
+               path=None) -> dict:
+    """Add (or replace) a row from numbers rather than from a model: for results summarised over several runs.
+
+    ``epochs`` and ``seed`` may be strings such as "seeds 0-2"; ``train_seconds`` is the total over the runs
+    the row stands for. The other arguments are those of :func:`record_result`. Not recorded in fast mode.
+    """
     row = {
-        "chapter": chapter, "name": name, "model": type(model).__name__, "data": data,
-        "pixels": "binarized" if binarized else "continuous", "latent": latent,
-        "epochs": history.num_epochs, "seed": seed, "train_seconds": round(sum(history.epoch_seconds), 1),
-        "test_neg_elbo": round(test["total"][-1], 2) if "kl" in test else None,  # replaced below when x_test is given
-        "test_loss": round(test["total"][-1], 4) if test and "kl" not in test else None,
-        "test_iwae": None, "iwae_k": None, "machine": machine_description(),
+        "chapter": chapter, "name": name, "model": model, "data": data,
+        "pixels": pixels or ("binarized" if binarized else "continuous"), "latent": latent,
+        "epochs": epochs, "seed": seed, "train_seconds": round(float(train_seconds), 1),
+        "test_neg_elbo": None if test_neg_elbo is None else round(float(test_neg_elbo), 2),
+        "test_iwae": None if test_iwae is None else round(float(test_iwae), 2),
+        "iwae_k": iwae_k if test_iwae is not None else None,
+        "metric": metric, "machine": machine_description(),
     }
-    if x_test is not None and callable(getattr(model, "log_likelihood", None)):
-        # Re-evaluated with C = 1, so a model trained with another KL weight still reports its true -ELBO.
-        from .training import evaluate
-
-        row["test_neg_elbo"] = round(evaluate(model, x_test, C=1.0)["total"], 2)
-    if iwae_k and x_test is not None and callable(getattr(model, "log_likelihood", None)):
-        from .iwae import iwae_bound
-
-        row["test_iwae"] = round(-iwae_bound(model, x_test, K=iwae_k).mean().item(), 2)
-        row["iwae_k"] = iwae_k
     if fast_mode():
         return row
     path = Path(path) if path is not None else results_path()
