@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,6 +30,8 @@ from vae_lesson.data import (
     read_idx,
 )
 
+from _archives import LocalServer, Truncated, cifar_tar, md5_of, stl_tar, tar_gz
+
 N_TRAIN, N_TEST = 30, 10
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -46,10 +45,6 @@ def idx_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 array as IDX: magic (0, 0, 0x08, ndim), big-endian dims, then the bytes."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     return header + array.astype(np.uint8).tobytes()
-
-
-def md5_of(blob: bytes) -> str:
-    return hashlib.md5(blob).hexdigest()
 
 
 def closed_port_url() -> str:
@@ -107,48 +102,11 @@ def fashion_spec(monkeypatch, synthetic):
     return spec
 
 
-class Truncated:
-    """A route that announces the full length, sends the first ``n`` bytes, then hangs up."""
-
-    def __init__(self, body: bytes, n: int):
-        self.body, self.n = body, n
-
-
 @pytest.fixture
 def server():
-    """An HTTP server on 127.0.0.1: ``routes`` maps a path to bytes or Truncated; others get 404."""
-    routes, requests = {}, []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            body = routes.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            full = body.body if isinstance(body, Truncated) else body
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(full)))
-            self.end_headers()
-            self.wfile.write(body.body[: body.n] if isinstance(body, Truncated) else body)
-            self.close_connection = True
-
-        def log_message(self, *args):  # keep the test output clean
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    port = httpd.server_address[1]
-
-    def serve(prefix: str, files: dict) -> str:
-        for name, body in files.items():
-            routes[f"/{prefix}/{name}"] = body
-        return f"http://127.0.0.1:{port}/{prefix}/"
-
-    yield SimpleNamespace(serve=serve, requests=requests, url=lambda prefix: f"http://127.0.0.1:{port}/{prefix}/")
-    httpd.shutdown()
-    httpd.server_close()
+    """An HTTP server on 127.0.0.1 (see tests/_archives.py): ``serve(prefix, files)``, ``url(prefix)``, ``requests``."""
+    with LocalServer() as local:
+        yield local
 
 
 @pytest.fixture
@@ -538,42 +496,20 @@ def test_source_is_printed_once_per_data_set_and_source(capsys, isolated, mnist_
 # CIFAR-10 and STL-10: small synthetic archives in the real formats, served from 127.0.0.1
 # ----------------------------------------------------------------------------------------------
 
-import io
 import pickle
-import tarfile
 
 from vae_lesson.data import ArchiveFormatError, load_cifar10, load_stl10
-
-
-def tar_gz(members: dict) -> bytes:
-    """A tar.gz holding ``members`` ({name: bytes}) as regular files."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, blob in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            archive.addfile(info, io.BytesIO(blob))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
 def cifar_archive():
     """5 training batches of 4 images and a test batch of 3, pickled as CIFAR-10's python version is."""
     rng = np.random.default_rng(7)
-    members, train_images, train_labels = {}, [], []
-    for i in range(1, 6):
-        images = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=4)]
-        members[f"cifar-10-batches-py/data_batch_{i}"] = pickle.dumps(
-            {b"batch_label": b"training batch", b"labels": labels, b"data": images, b"filenames": [b"x"] * 4})
-        train_images.append(images)
-        train_labels += labels
+    train_images = rng.integers(0, 256, size=(20, 3072), dtype=np.uint8)
+    train_labels = [int(v) for v in rng.integers(0, 10, size=20)]
     test_images = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
-    members["cifar-10-batches-py/test_batch"] = pickle.dumps({b"labels": [0, 9, 5], b"data": test_images})
-    members["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": []})
-    blob = tar_gz(members)
-    return SimpleNamespace(blob=blob, train_images=np.concatenate(train_images), train_labels=train_labels,
-                           test_images=test_images)
+    blob = cifar_tar(train_images, train_labels, test_images, [0, 9, 5])
+    return SimpleNamespace(blob=blob, train_images=train_images, train_labels=train_labels, test_images=test_images)
 
 
 @pytest.fixture
@@ -650,13 +586,10 @@ def test_cifar10_without_network_fails_fast_with_a_clear_message(monkeypatch):
 @pytest.fixture(scope="module")
 def stl_archive():
     rng = np.random.default_rng(8)
-    # stored column-major: image[c, row, col] sits at position c * 96 * 96 + col * 96 + row
+    # stl_tar stores them column-major: image[c, row, col] at position c * 96 * 96 + col * 96 + row
     train = rng.integers(0, 256, size=(3, 3, 96, 96), dtype=np.uint8)
     test = rng.integers(0, 256, size=(2, 3, 96, 96), dtype=np.uint8)
-    stored = lambda images: np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tobytes()
-    blob = tar_gz({"stl10_binary/unlabeled_X.bin": b"\0" * 100, "stl10_binary/train_X.bin": stored(train),
-                   "stl10_binary/train_y.bin": bytes([1, 10, 4]), "stl10_binary/test_X.bin": stored(test),
-                   "stl10_binary/test_y.bin": bytes([2, 3])})
+    blob = stl_tar(train, [0, 9, 3], test, [1, 2])  # written as the bytes 1, 10, 4 and 2, 3
     return SimpleNamespace(blob=blob, train=train, test=test)
 
 

@@ -227,3 +227,100 @@ def test_figures():
         plot_perplexity({"train": {"total": [1.0]}}, n_codes=6)
     with pytest.raises(ValueError, match="counts"):
         plot_code_usage(torch.zeros(4))
+
+
+# ---------------------------------------------------------------------------------------------------
+# image sizes other than 28x28: colour 32x32 (CIFAR-10)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _colour_blobs(n=8, size=32, seed=0):
+    """(n, 3, size, size) images in [0, 1]: a coloured square on a differently coloured background."""
+    g = torch.Generator().manual_seed(seed)
+    background, square = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
+    x = background.expand(n, 3, size, size).clone()
+    corners = torch.randint(0, size - 10, (n, 2), generator=g)
+    for i, (r, c) in enumerate(corners.tolist()):
+        x[i, :, r:r + 10, c:c + 10] = square[i]
+    return x
+
+
+def test_colour_32x32_model_gives_an_8x8_grid_and_32x32_images():
+    torch.manual_seed(0)
+    model = VQVAE(3, n_codes=16, code_dim=4, hidden=8, image_size=32)
+    assert model.config["image_size"] == 32 and model.grid_size == 8
+    x = _colour_blobs(5)
+    assert model.encode(x).shape == (5, 4, 8, 8)
+    idx = model.encode_indices(x)
+    assert idx.shape == (5, 8, 8) and idx.dtype == torch.int64
+    out = model(x).detach()
+    assert out.shape == (5, 3, 32, 32) and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert torch.allclose(model.decode_indices(idx), out)
+    terms = model.loss(x)
+    assert torch.allclose(terms.reconstruction, ((out - x) ** 2).mean())
+    assert torch.allclose(terms.total, terms.reconstruction + terms.codebook + terms.commitment)
+    counts = codebook_usage(model, x)
+    assert int(counts.sum()) == 5 * 64 and torch.equal(counts, torch.bincount(idx.reshape(-1), minlength=16))
+    # other multiples of 4 work too: a 16x16 grey model has a 4x4 grid and takes flat (batch, 256) input
+    small = VQVAE(1, 8, 2, 4, image_size=16)
+    assert small.encode_indices(torch.rand(3, 256)).shape == (3, 4, 4)
+    assert small(torch.rand(3, 16, 16)).shape == (3, 1, 16, 16)
+
+
+def test_colour_model_gradients_reach_encoder_codebook_and_decoder():
+    torch.manual_seed(0)
+    model = VQVAE(3, n_codes=16, code_dim=4, hidden=8, image_size=32)
+    model.loss(_colour_blobs(6)).total.backward()
+    for part in (model.encoder, model.decoder):
+        for name, p in part.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    grad = model.quantizer.codebook.weight.grad
+    used = torch.unique(model.encode_indices(_colour_blobs(6)))
+    assert grad[used].abs().sum(1).gt(0).all()  # every chosen code is pulled ...
+    unused = torch.ones(16, dtype=torch.bool)
+    unused[used] = False
+    assert torch.count_nonzero(grad[unused]) == 0  # ... and the others are left alone
+
+
+def test_colour_model_trains_and_round_trips_through_a_checkpoint(tmp_path):
+    vl.set_seed(0)
+    model = VQVAE(3, n_codes=16, code_dim=4, hidden=8, image_size=32)
+    x = _colour_blobs(60)
+    before = vl.evaluate(model, x)["reconstruction"]
+    history = vl.train(model, x, x[:20], num_epochs=15, batch_size=10, lr=5e-3, quiet=True)
+    assert vl.evaluate(model, x)["reconstruction"] < 0.8 * before  # 0.085 (grey guess) -> about 0.058
+    path = vl.save_checkpoint(tmp_path / "vq32.pt", model, epoch=15, history=history.as_dict())
+    loaded = vl.load_checkpoint(path).model
+    assert isinstance(loaded, VQVAE) and loaded.config == model.config and loaded.image_size == 32
+    assert torch.equal(loaded.encode_indices(x[:10]), model.encode_indices(x[:10]))
+    assert torch.allclose(loaded(x[:10]), model(x[:10]))
+    # load_or_train finds the 32x32 run again, and a 28x28 model does not take it for its own
+    h1 = vl.load_or_train("vq_colour", model, x, num_epochs=1, batch_size=30, quiet=True)
+    again = VQVAE(3, n_codes=16, code_dim=4, hidden=8, image_size=32)
+    assert vl.load_or_train("vq_colour", again, x, num_epochs=1, batch_size=30, quiet=True).train == h1.train
+    assert torch.equal(again.quantizer.codebook.weight, model.quantizer.codebook.weight)
+    with pytest.raises(vl.CheckpointError, match="image_size=32 in the file but 28 here"):
+        vl.load_checkpoint(path, VQVAE(3, n_codes=16, code_dim=4, hidden=8))
+
+
+def test_old_configs_without_image_size_are_28x28_models():
+    model = VQVAE.from_config({"in_channels": 1, "n_codes": 8, "code_dim": 2, "hidden": 4, "beta": 0.25})
+    assert model.image_size == 28 and model.config["image_size"] == 28
+    assert model.encode_indices(torch.rand(2, 28, 28)).shape == (2, 7, 7)
+
+
+@pytest.mark.parametrize("bad", [30, 0, -4, 2, 32.0, True, "32"])
+def test_bad_image_size_is_refused_with_a_clear_message(bad):
+    with pytest.raises(ValueError, match=r"image_size must be a positive multiple of 4.*got"):
+        VQVAE(3, 8, 2, 4, image_size=bad)
+
+
+def test_input_errors_name_the_expected_shape():
+    model = VQVAE(3, 8, 2, 4, image_size=32)
+    with pytest.raises(ValueError, match=r"32x32 images with 3 channel\(s\): \(batch, 3, 32, 32\), got \(2, 3, 28, 28\)"):
+        model(torch.rand(2, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"\(batch, 3, 32, 32\), got \(2, 32, 32\)"):
+        model.loss(torch.rand(2, 32, 32))  # a grey batch for a colour model: no silent channel guessing
+    grey = VQVAE(1, 8, 2, 4)
+    with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\), \(batch, 28, 28\) or \(batch, 784\), got \(2, 1024\)"):
+        grey(torch.rand(2, 1024))

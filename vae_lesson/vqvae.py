@@ -1,8 +1,10 @@
 """The vector-quantised VAE (VQ-VAE) of van den Oord, Vinyals and Kavukcuoglu (2017), small enough for a CPU.
 
-The encoder maps a 28x28 image to a 7x7 grid of ``code_dim``-vectors z_e; :class:`VectorQuantizer`
-replaces each vector by its nearest entry of a learned codebook of ``n_codes`` vectors, giving z_q and a
-7x7 grid of integer indices; the decoder maps z_q back to a 28x28 image.
+The encoder maps a square image of side ``image_size`` (28 by default; any positive multiple of 4, e.g. 32 for
+CIFAR-10) to an (image_size/4) x (image_size/4) grid of ``code_dim``-vectors z_e (7x7 for 28x28 images, 8x8 for
+32x32); :class:`VectorQuantizer` replaces each vector by its nearest entry of a learned codebook of ``n_codes``
+vectors, giving z_q and a grid of integer indices of the same size; the decoder maps z_q back to an image of the
+input's size.
 
 Reductions (stated once, used everywhere in this module):
 
@@ -11,8 +13,8 @@ Reductions (stated once, used everywhere in this module):
 - ``codebook`` = mean over elements of (sg[z_e] - e)^2 and ``commitment`` = beta * mean over elements of
   (z_e - sg[e])^2, where "elements" are all batch x code_dim x h x w entries. Both are means, like the
   reconstruction term, so the three terms live on the same per-element scale and beta = 0.25 keeps the
-  meaning it has in the paper. (A reconstruction summed over 784 pixels would be hundreds of times larger
-  and drown the commitment term unless beta were scaled up by the same factor.)
+  meaning it has in the paper. (A reconstruction summed over the 784 pixels of a 28x28 image would be hundreds
+  of times larger and drown the commitment term unless beta were scaled up by the same factor.)
 
 The codebook starts uniform in [-1/n_codes, 1/n_codes], as in the common PyTorch ports of the paper's
 code: all codes start near the origin and are pulled out to the encoder outputs by the codebook loss.
@@ -154,30 +156,37 @@ class VQVAELoss(NamedTuple):
 
 @register_model
 class VQVAE(nn.Module):
-    """A small convolutional VQ-VAE for 28x28 images: 28x28 -> 7x7 grid of codes -> 28x28.
+    """A small convolutional VQ-VAE for square images of side S = ``image_size``: SxS -> (S/4)x(S/4) grid of
+    codes -> SxS; for the default S = 28, a 7x7 grid; for CIFAR-10's S = 32, an 8x8 grid.
 
-    Encoder: conv 4x4 stride 2 (-> 14x14, ``hidden`` channels), ReLU, conv 4x4 stride 2 (-> 7x7), ReLU,
+    Encoder: conv 4x4 stride 2 (-> S/2, ``hidden`` channels), ReLU, conv 4x4 stride 2 (-> S/4), ReLU,
     conv 3x3, ReLU, conv 1x1 to ``code_dim`` channels. Decoder: conv 3x3 from ``code_dim``, ReLU,
-    transposed conv 4x4 stride 2 (-> 14x14), ReLU, transposed conv 4x4 stride 2 (-> 28x28), sigmoid.
+    transposed conv 4x4 stride 2 (-> S/2), ReLU, transposed conv 4x4 stride 2 (-> S), sigmoid.
 
     Args:
-        in_channels: image channels (1 for grey images).
+        in_channels: image channels (1 for grey images, 3 for colour).
         n_codes: codebook size K.
         code_dim: size D of each code vector.
         hidden: channels of the hidden convolutions.
         beta: commitment weight.
+        image_size: side S of the square input images, a positive multiple of 4 (two halvings must come out
+            even, or the decoder could not return to the input's size).
     """
 
     def __init__(self, in_channels: int = 1, n_codes: int = 64, code_dim: int = 16, hidden: int = 32,
-                 beta: float = 0.25):
+                 beta: float = 0.25, image_size: int = 28):
         super().__init__()
         for value, name in ((in_channels, "in_channels"), (n_codes, "n_codes"), (code_dim, "code_dim"),
                             (hidden, "hidden")):
             check_positive_int(value, name)
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 4 or image_size % 4:
+            raise ValueError(f"image_size must be a positive multiple of 4 (the encoder halves the image twice), "
+                             f"got {image_size!r}; e.g. 28 for MNIST or 32 for CIFAR-10")
         self.quantizer = VectorQuantizer(n_codes, code_dim, beta)  # validates beta
         self.config = {"in_channels": in_channels, "n_codes": n_codes, "code_dim": code_dim, "hidden": hidden,
-                       "beta": float(beta)}
+                       "beta": float(beta), "image_size": image_size}
         self.in_channels, self.n_codes, self.code_dim = in_channels, n_codes, code_dim
+        self.image_size, self.grid_size = image_size, image_size // 4
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, hidden, 4, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(hidden, 2 * hidden, 4, stride=2, padding=1), nn.ReLU(),
@@ -194,29 +203,32 @@ class VQVAE(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "VQVAE":
-        """Rebuild a model from ``model.config`` (what a checkpoint stores)."""
-        return cls(config["in_channels"], config["n_codes"], config["code_dim"], config["hidden"], config["beta"])
+        """Rebuild a model from ``model.config`` (what a checkpoint stores); configs saved before
+        ``image_size`` existed were 28x28 models."""
+        return cls(config["in_channels"], config["n_codes"], config["code_dim"], config["hidden"], config["beta"],
+                   config.get("image_size", 28))
 
     def _images(self, x, name="x"):
-        """Accept (batch, H, W), (batch, H*W) for one channel, or (batch, C, H, W); return (batch, C, 28, 28)."""
+        """Accept (batch, S, S), (batch, S*S) for one channel, or (batch, C, S, S); return (batch, C, S, S)."""
         check_tensor(x, name)
-        if x.dim() == 2 and self.in_channels == 1 and x.shape[1] == 784:
-            x = x.reshape(-1, 1, 28, 28)
-        elif x.dim() == 3 and self.in_channels == 1:
+        c, s = self.in_channels, self.image_size
+        if x.dim() == 2 and c == 1 and x.shape[1] == s * s:
+            x = x.reshape(-1, 1, s, s)
+        elif x.dim() == 3 and c == 1:
             x = x.unsqueeze(1)
-        if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[2:] != (28, 28) or x.shape[0] == 0:
-            raise ValueError(f"{name} must be a non-empty batch of 28x28 images with {self.in_channels} channel(s): "
-                             f"(batch, {self.in_channels}, 28, 28)"
-                             + (", (batch, 28, 28) or (batch, 784)" if self.in_channels == 1 else "")
+        if x.dim() != 4 or x.shape[1] != c or x.shape[2:] != (s, s) or x.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty batch of {s}x{s} images with {c} channel(s): "
+                             f"(batch, {c}, {s}, {s})"
+                             + (f", (batch, {s}, {s}) or (batch, {s * s})" if c == 1 else "")
                              + f", got {tuple(x.shape)}")
         return x.contiguous(memory_format=torch.channels_last)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> the continuous encoder map z_e, (batch, code_dim, 7, 7)."""
+        """Images -> the continuous encoder map z_e, (batch, code_dim, S/4, S/4); S/4 = 7 for 28x28 images."""
         return self.encoder(self._images(x))
 
     def encode_indices(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> the grid of code indices, (batch, 7, 7) int64."""
+        """Images -> the grid of code indices, (batch, S/4, S/4) int64: (batch, 7, 7) for 28x28 images."""
         return self.quantizer._nearest(self.encode(x))
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
@@ -224,7 +236,7 @@ class VQVAE(nn.Module):
         return torch.sigmoid(self.decoder(self.quantizer.lookup(indices)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct images: (batch, in_channels, 28, 28) in [0, 1] (deterministic: no sampling)."""
+        """Reconstruct images: (batch, in_channels, S, S) in [0, 1] (deterministic: no sampling)."""
         return torch.sigmoid(self.decoder(self.quantizer(self.encode(x)).z_q))
 
     def loss(self, x: torch.Tensor) -> VQVAELoss:
