@@ -87,7 +87,12 @@ $(MATHJAX_DIR)/tex-chtml.js: $(NPM_STAMP)
 
 mathjax: $(MATHJAX_DIR)/tex-chtml.js
 
+# Notebooks are executed first, two at a time with one thread each, into jupyter-book's cache
+# (tools/execute_notebooks.py: it also re-executes everything when vae_lesson changed, and stops
+# naming the notebook and cell when one fails); the build then renders from the cache.
+JOBS          ?= 2
 book: setup mathjax
+	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
 
