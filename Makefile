@@ -10,12 +10,13 @@ TORCH_VERSION ?= 2.13.0
 APT_PACKAGES  ?= dataset-fashion-mnist
 STAMP         := $(VENV)/.installed
 
-.PHONY: book test setup system clean help
+.PHONY: book test setup system clean help student
 
 help:
 	@echo "make book   set everything up and build the book into _build/html"
 	@echo "make test   set everything up and run the test suite"
 	@echo "make mathjax  vendor MathJax from npm for offline math (part of make book)"
+	@echo "make student  regenerate the student notebooks in student/ (exercises without solutions)"
 
 ## System packages (skipped when present, or when apt-get is not available)
 system:
@@ -95,6 +96,10 @@ book: setup mathjax
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
+
+## Student notebooks: the chapters without their solutions, one TODO cell per exercise (student/).
+student: setup
+	$(PY) tools/make_student_notebooks.py
 
 clean:
 	rm -rf _build

@@ -1,0 +1,240 @@
+"""Student versions of the chapter notebooks, generated from the full ones so that nothing drifts.
+
+    python tools/make_student_notebooks.py [--out student] [--checkpoints]      (or: make student)
+
+For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
+
+- every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives), and its
+  solution removed; after the exercises, one code cell per exercise: a ``# TODO`` stub quoting the exercise;
+- code cells tagged ``solution`` replaced by such a stub;
+- code cells tagged ``long-training`` preceded by a note: they load a trained model from a ``checkpoints``
+  folder next to the notebook when the teacher provides one (``--checkpoints`` copies this machine's), and
+  train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR`` at that folder when it exists;
+- the book's cross-references, citations and equation labels turned into plain text, and outputs cleared;
+- a Colab link to the student version itself.
+
+It also writes ``<out>/README.md``, the list of notebooks with their Colab links. The output is
+deterministic: running the command twice gives identical files, and a test checks the committed copies
+are up to date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from execute_notebooks import ROOT, toc_notebooks  # noqa: E402
+
+REPOSITORY = "vae-book/vae-book"
+COLAB = "https://colab.research.google.com/github/{repo}/blob/main/{path}"
+STUDENT_NOTE = ("*Student version: the exercises' solutions are removed. Write your answers in the cells marked "
+                "`# TODO`; the full chapter, with solutions, is in the book.*")
+LONG_TRAINING_NOTE = ("**Note:** the next cell trains models, which can take a few minutes on a laptop. If your "
+                      "teacher gave you a `checkpoints` folder, put it next to this notebook: the cell then loads "
+                      "the trained models in seconds (the setup cell at the top looks for it).")
+CHECKPOINT_SETUP = ('\n# A "checkpoints" folder next to this notebook (e.g. from your teacher) holds trained models.\n'
+                    'if os.path.isdir("checkpoints"):\n'
+                    '    os.environ.setdefault("VAE_LESSON_CHECKPOINT_DIR", os.path.abspath("checkpoints"))')
+
+_FENCE = re.compile(r"^(?P<fence>`{3,})\{(?P<name>[a-z:-]+)\}\s*(?P<arg>.*)$")
+
+
+class Exercise:
+    def __init__(self, title: str, label: str, body: str):
+        self.title, self.label, self.body = title, label, body
+
+
+def _blocks(text: str):
+    """Split MyST text into ('text', lines) and ('directive', name, arg, options, body lines) pieces."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if not match:
+            start = i
+            while i < len(lines) and not _FENCE.match(lines[i]):
+                i += 1
+            yield ("text", lines[start:i])
+            continue
+        fence, name, arg = match["fence"], match["name"], match["arg"].strip()
+        i += 1
+        options, body = {}, []
+        while i < len(lines) and re.match(r"^:[a-z-]+:", lines[i]):
+            key, _, value = lines[i][1:].partition(":")
+            options[key] = value.strip()
+            i += 1
+        depth = 0
+        while i < len(lines):
+            inner = _FENCE.match(lines[i])
+            if inner and len(inner["fence"]) < len(fence):
+                depth += 1  # a nested directive with a shorter fence
+            elif lines[i].strip() == fence and depth == 0:
+                break
+            elif re.fullmatch(r"`{3,}", lines[i].strip()) and depth and len(lines[i].strip()) < len(fence):
+                depth -= 1
+            body.append(lines[i])
+            i += 1
+        i += 1  # the closing fence
+        yield ("directive", name, arg, options, body)
+
+
+def _roles(text: str) -> str:
+    """The book's inline roles as plain text that reads well in Jupyter."""
+    text = re.sub(r"\{doc\}`(?:[^`<]*<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", r"chapter *\1*", text)
+    text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)
+    text = re.sub(r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(r"\{cite\}`([^`]+)`", lambda m: "(" + m.group(1).replace(",", "; ") + ")", text)
+    return text
+
+
+def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
+    """Student Markdown of one cell and the exercises it contains (solutions dropped)."""
+    out, exercises = [], []
+    for block in _blocks(text):
+        if block[0] == "text":
+            out.extend(block[1])
+            continue
+        _, name, arg, options, body = block
+        body_text = "\n".join(body).strip("\n")
+        if name == "solution":
+            continue
+        if name == "exercise":
+            exercise = Exercise(arg, options.get("label", ""), body_text)
+            exercises.append(exercise)
+            out.append(f"**Exercise: {arg}** ({exercise.label})" if exercise.label else f"**Exercise: {arg}**")
+            out.append("")
+            out.append(convert_markdown(body_text)[0])
+        elif name == "math":
+            label = options.get("label")
+            out.append("$$")
+            out.extend(body)
+            out.append("$$" + (f"  \n*(equation {label})*" if label else ""))
+        elif name in ("admonition", "note", "tip", "warning", "important"):
+            title = arg or name.capitalize()
+            out.append(f"> **{title}**")
+            out.append(">")
+            out.extend("> " + line if line else ">" for line in convert_markdown(body_text)[0].split("\n"))
+        else:
+            out.append(convert_markdown(body_text)[0])
+    return _roles("\n".join(out)), exercises
+
+
+def _todo_cell(exercise: Exercise, cell_id: str):
+    comment = "\n".join(f"# {line}".rstrip() for line in _roles(exercise.body).split("\n"))
+    source = f"# TODO: exercise \"{exercise.title}\" ({exercise.label})\n{comment}\n"
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = cell_id
+    return cell
+
+
+def student_notebook(path: Path, out_dir_name: str = "student"):
+    """The student version of the notebook at ``path`` (a NotebookNode; nothing is written)."""
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown":
+            text, exercises = convert_markdown(cell.source)
+            if index == 0:
+                own = COLAB.format(repo=REPOSITORY, path=f"notebooks/{path.name}")
+                student = COLAB.format(repo=REPOSITORY, path=f"{out_dir_name}/{path.name}")
+                text = text.replace(own, student)
+                lines = text.split("\n")
+                lines.insert(1, "\n" + STUDENT_NOTE)
+                text = "\n".join(lines)
+            new = nbformat.v4.new_markdown_cell(text)
+            new.id = cell.id
+            if text.strip():
+                cells.append(new)
+            cells.extend(_todo_cell(e, f"{cell.id}-todo-{k}") for k, e in enumerate(exercises, start=1))
+            continue
+        if cell.cell_type != "code":
+            cells.append(cell)
+            continue
+        if "solution" in tags:
+            cells.append(_todo_cell(Exercise("solution", cell.id, "Your code here."), f"{cell.id}-todo"))
+            continue
+        if "long-training" in tags:
+            note = nbformat.v4.new_markdown_cell(LONG_TRAINING_NOTE)
+            note.id = f"{cell.id}-note"
+            cells.append(note)
+        new = nbformat.v4.new_code_cell(cell.source)
+        new.id = cell.id
+        new.metadata = {k: v for k, v in cell.metadata.items() if k == "tags"}
+        if index == 1 and "remove-cell" in tags:  # the install cell: also look for the teacher's checkpoints
+            new.source = cell.source + "\n" + CHECKPOINT_SETUP
+        cells.append(new)
+    nb.cells = cells
+    nb.metadata = {"kernelspec": nb.metadata.get("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}),
+                   "language_info": {"name": "python"}}
+    nbformat.validate(nb)
+    return nb
+
+
+def solution_code(path: Path) -> list[str]:
+    """The code lines of every solution of the full notebook (what must not appear in the student version)."""
+    nb = nbformat.read(path, as_version=4)
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for block in _blocks(cell.source):
+                if block[0] == "directive" and block[1] == "solution":
+                    in_code = False
+                    for line in block[4]:
+                        if re.match(r"^```+\s*python", line.strip()):
+                            in_code = True
+                        elif line.strip().startswith("```"):
+                            in_code = False
+                        elif in_code and line.strip():
+                            found.append(line.strip())
+        elif "solution" in cell.metadata.get("tags", []):
+            found.extend(line.strip() for line in cell.source.splitlines() if line.strip())
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "student", help="output folder (default: student/)")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="also copy this machine's trained checkpoints into <out>/checkpoints for students")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    notebooks = toc_notebooks(ROOT)
+    index = ["# Student notebooks", "",
+             "Generated by `make student` from the chapters in `notebooks/`: the exercises without their solutions,",
+             "with a `# TODO` cell for each answer. Do not edit these files; edit the chapters and run the command again.",
+             "", "| chapter | open in Colab |", "| --- | --- |"]
+    for path in notebooks:
+        nb = student_notebook(path)  # links point at student/ in the repository, wherever this copy is written
+        target = out / path.name
+        tmp = target.with_name(target.name + ".tmp")
+        nbformat.write(nb, tmp)
+        tmp.replace(target)
+        title = nb.cells[0].source.split("\n", 1)[0].lstrip("# ").strip()
+        index.append(f"| {title} | [{path.name}]({COLAB.format(repo=REPOSITORY, path=f'student/{path.name}')}) |")
+    index += ["", "Teachers: `python tools/make_student_notebooks.py --checkpoints` also copies the trained models of",
+              "the last book build into `checkpoints/`; hand that folder out with the notebooks and every chapter",
+              "loads its models instead of training them (see the teacher's guide in the book).", ""]
+    (out / "README.md").write_text("\n".join(index))
+    if args.checkpoints:
+        from vae_lesson.checkpoint import checkpoint_dir
+
+        source = checkpoint_dir()
+        target = out / "checkpoints"
+        target.mkdir(exist_ok=True)
+        copied = [shutil.copy2(p, target / p.name) for p in sorted(source.glob("*.pt"))]
+        print(f"copied {len(copied)} checkpoint(s) from {source} to {target}")
+    print(f"wrote {len(notebooks)} student notebooks and README.md to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
