@@ -6,16 +6,18 @@ PYTHON        ?= python3
 VENV          ?= .venv
 PY            := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
-# Debian packages: real Fashion-MNIST for offline machines.
-APT_PACKAGES  ?= dataset-fashion-mnist
+# Debian packages: real Fashion-MNIST for offline machines; Chromium and its driver for the browser
+# test of the built book (tests/test_browser.py).
+APT_PACKAGES  ?= dataset-fashion-mnist chromium chromium-driver
 STAMP         := $(VENV)/.installed
 
-.PHONY: book test setup system clean help student
+.PHONY: book test setup system clean help student pdf
 
 help:
 	@echo "make book   set everything up and build the book into _build/html"
 	@echo "make test   set everything up and run the test suite"
 	@echo "make mathjax  vendor MathJax from npm for offline math (part of make book)"
+	@echo "make pdf      the printable edition: _build/pdf/vae-book.pdf (after make book; needs Chromium)"
 	@echo "make student  regenerate the student notebooks in student/ (exercises without solutions)"
 
 ## System packages (skipped when present, or when apt-get is not available)
@@ -24,7 +26,7 @@ system:
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "note: cannot install$$missing (no apt-get); the data layer will download instead"; exit 0; fi; \
+	  echo "note: cannot install$$missing (no apt-get): data will be downloaded instead, and the browser and PDF tests are skipped"; exit 0; fi; \
 	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
 	echo "installing Debian packages:$$missing"; \
 	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
@@ -96,6 +98,11 @@ book: setup mathjax
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
+
+## The printable edition: every page of the built book printed by headless Chromium into one PDF,
+## and each PDF page rendered to PNG in _build/pdf/pages for a look.
+pdf: book
+	$(PY) tools/make_pdf.py --preview _build/pdf/pages
 
 ## Student notebooks: the chapters without their solutions, one TODO cell per exercise (student/).
 student: setup

@@ -59,6 +59,12 @@ def test_notebook_runs_in_fast_mode(path, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LESSON_FAST", "1")
     monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path / "generated"))
     monkeypatch.setenv("VAE_LESSON_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    # the build-times appendix reads what tools/execute_notebooks.py records during a build: give it a record
+    times = {"seconds": {p.stem: 10.0 + i for i, p in enumerate(NOTEBOOKS)}, "wall_seconds": 60.0, "jobs": 2,
+             "threads_per_notebook": 1, "machine": {"cpu": "test CPU", "cores": 2, "platform": "test",
+                                                    "python": "3", "torch": "2"}}
+    (tmp_path / "execution_times.json").write_text(json.dumps(times))
+    monkeypatch.setenv("VAE_LESSON_EXECUTION_TIMES", str(tmp_path / "execution_times.json"))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     try:

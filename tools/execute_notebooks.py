@@ -56,11 +56,12 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
 
 
 def package_fingerprint(root: Path = ROOT) -> str:
-    """SHA-256 over the vae_lesson sources, requirements.txt and the torch version."""
+    """SHA-256 over the vae_lesson sources (Python and the explorer's JavaScript), requirements.txt and torch's version."""
     import torch
 
     digest = hashlib.sha256(torch.__version__.encode())
-    for path in sorted((root / "vae_lesson").rglob("*.py")) + [root / "requirements.txt"]:
+    sources = [p for p in (root / "vae_lesson").rglob("*") if p.suffix in (".py", ".js")]
+    for path in sorted(sources) + [root / "requirements.txt"]:
         if path.is_file():
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
