@@ -98,7 +98,7 @@ def test_train_rejects_bad_data(x, message):
 @pytest.mark.parametrize("kwargs,message", [
     ({"num_epochs": 0}, "num_epochs must be a positive integer"),
     ({"num_epochs": 1, "batch_size": 0}, "batch_size must be a positive integer"),
-    ({"num_epochs": 1, "lr": -1.0}, "lr must be a positive number"),
+    ({"num_epochs": 1, "lr": -1.0}, "lr must be a finite number > 0"),
 ])
 def test_train_rejects_bad_settings(digits, kwargs, message):
     with pytest.raises(ValueError, match=message):

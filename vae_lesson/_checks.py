@@ -2,23 +2,44 @@
 
 Every public function validates its arguments here first, so a reader who passes the wrong thing
 gets one sentence naming the argument and the problem instead of a traceback from inside torch.
+Messages read "<name> must ..., got ...".
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+
+import numpy as np
 import torch
 
 
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
 def check_tensor(value, name: str) -> torch.Tensor:
-    """Return ``value`` if it is a floating-point tensor, else raise a TypeError naming ``name``."""
+    """Return ``value`` if it is a floating-point tensor with values, else raise a TypeError/ValueError naming ``name``."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        hint = ""
+        if isinstance(value, (list, tuple, np.ndarray)):
+            hint = f"; convert it with torch.as_tensor({name}, dtype=torch.float32)"
+        raise TypeError(f"{name} must be a torch.Tensor, got {_type_name(value)}{hint}")
+    check_not_meta(value, name)
     if not value.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point tensor (e.g. torch.float32), got dtype {value.dtype}; "
             f"convert it with {name}.float()"
+            + (" (and divide 8-bit images by 255)" if value.dtype == torch.uint8 else "")
         )
     return value
+
+
+def check_not_meta(value: torch.Tensor, name: str) -> None:
+    """A tensor on the "meta" device has a shape but no values: nothing can be computed from it."""
+    if value.device.type == "meta":
+        raise ValueError(f"{name} must hold values, got a tensor on the meta device (a shape without data); "
+                         "create it on a real device such as 'cpu'")
 
 
 def check_finite(value: torch.Tensor, name: str) -> None:
@@ -41,15 +62,22 @@ def check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str
 
 
 def check_unit_interval(x: torch.Tensor, name: str) -> None:
-    """Raise a ValueError if any entry of ``x`` lies outside [0, 1] (or is NaN)."""
+    """Raise a ValueError if any entry of ``x`` lies outside [0, 1] (or is NaN or infinite)."""
     if x.numel() == 0:
         return
-    lo, hi = float(x.detach().min()), float(x.detach().max())
-    if not (0.0 <= lo and hi <= 1.0):  # also false for NaN
-        raise ValueError(
-            f"{name} must lie in [0, 1] (pixel intensities or probabilities), got values in [{lo:g}, {hi:g}]; "
-            "divide 8-bit images by 255"
-        )
+    # One aminmax pass decides (NaN fails the comparison, inf lies outside); the rest only words the error.
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    if 0.0 <= lo and hi <= 1.0:
+        return
+    what = f"{name} must lie in [0, 1] (pixel intensities or probabilities)"
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what}, but it contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
+    raise ValueError(f"{what}, got values in [{lo:g}, {hi:g}]; divide 8-bit images by 255")
+
+
+def check_not_empty(x: torch.Tensor, name: str) -> None:
+    if x.dim() == 0 or x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty batch, got an empty tensor of shape {tuple(x.shape)}")
 
 
 def check_reduce(reduce: str) -> None:
@@ -72,10 +100,75 @@ def check_batch(x, name: str, n_features: int) -> torch.Tensor:
     return x
 
 
+def check_model_input(x: torch.Tensor, name: str, model: torch.nn.Module) -> torch.Tensor:
+    """``x`` must be on the device of ``model``'s weights and have their dtype (torch does not convert)."""
+    weight = next(model.parameters(), None)
+    if weight is None:
+        return x
+    if x.device != weight.device:
+        raise ValueError(f"{name} is on device {x.device} but the model's weights are on {weight.device}; "
+                         f"move one of them, e.g. {name}.to({str(weight.device)!r})")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the model's weights are {weight.dtype}; "
+                        f"convert it with {name}.to({weight.dtype})")
+    return x
+
+
+def check_model_has_values(model: torch.nn.Module, name: str = "model") -> None:
+    """A model moved to the meta device has shapes but no weights: it cannot compute or be saved."""
+    if any(p.device.type == "meta" for p in model.parameters()):
+        raise ValueError(f"{name} must have weights with values, got a model on the meta device; "
+                         "build it on a real device such as 'cpu'")
+
+
 def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        hint = ""
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+            hint = f" of type {_type_name(value)}; pass a Python int, e.g. int({name})"
+        elif isinstance(value, float) and value.is_integer():
+            hint = f"; pass {int(value)} rather than {value!r}"
+        raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
     return value
+
+
+def check_int(value, name: str, minimum: int | None = None) -> int:
+    """A Python int (not a bool), optionally >= ``minimum``: seeds, counts that may be 0, indices."""
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+    return value
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A seed for ``torch.Generator.manual_seed``: a Python int (negative seeds are allowed by torch)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"{name} must be an integer, got {seed!r}")
+    return seed
+
+
+def check_number(value, name: str, *, minimum: float | None = None, positive: bool = False,
+                 finite: bool = True) -> float:
+    """A real number (int or float, not a bool), finite unless ``finite=False``, > 0 if ``positive``,
+    >= ``minimum`` if given. Returns it as a float."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if ok:
+        value_f = float(value)
+        ok = not math.isnan(value_f) and (not finite or math.isfinite(value_f))
+        ok = ok and (not positive or value_f > 0) and (minimum is None or value_f >= minimum)
+    if not ok:
+        need = "a finite number" if finite else "a number"
+        if positive:
+            need += " > 0"
+        elif minimum is not None:
+            need += f" >= {minimum:g}"
+        raise ValueError(f"{name} must be {need}, got {value!r}")
+    return value_f
+
+
+def check_generator(generator, name: str = "generator") -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {_type_name(generator)}")
 
 
 def check_kl_weight(C) -> float:
@@ -83,3 +176,16 @@ def check_kl_weight(C) -> float:
     if isinstance(C, bool) or not isinstance(C, (int, float)) or not (C >= 0 and C != float("inf")):
         raise ValueError(f"C must be a finite number >= 0, got {C!r}")
     return C
+
+
+def check_image_shape(image_shape, name: str = "image_shape", n_dims: tuple = (2,)) -> tuple:
+    """A shape such as (H, W) or (C, H, W): a sequence of positive integers (floats like 28.0 are refused)."""
+    try:
+        dims = tuple(image_shape)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of sizes such as (H, W), got {image_shape!r}") from None
+    if len(dims) not in n_dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
+                                      for d in dims):
+        what = " or ".join({2: "(H, W)", 3: "(C, H, W)"}.get(n, f"{n} sizes") for n in n_dims)
+        raise ValueError(f"{name} must be {what} with positive integer sizes, got {image_shape!r}")
+    return tuple(int(d) for d in dims)

@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._atomic import write_text_atomically
-from ._checks import check_finite, check_positive_int, check_tensor, check_unit_interval
+from ._checks import (check_finite, check_generator, check_model_input, check_not_meta,
+                      check_positive_int, check_seed, check_tensor, check_unit_interval)
 from .plots import IMAGE_STYLE
 from .training import train as train_vae
 from .vae import VAE
@@ -61,21 +62,25 @@ def _as_images(x, name: str) -> torch.Tensor:
     return x
 
 
-def _check_labels(y, name: str, n: int, n_classes: int | None = None) -> torch.Tensor:
+def _check_labels(y, name: str, n: int | None, n_classes: int | None = None) -> torch.Tensor:
+    """(n,) integer labels 0 .. n_classes - 1 (any non-negative integers when n_classes is None; any length
+    when n is None)."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of integer labels, got {type(y).__name__}")
+    check_not_meta(y, name)
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class labels (e.g. torch.int64), got dtype {y.dtype}")
-    if y.dim() != 1 or len(y) != n:
-        raise ValueError(f"{name} must have shape ({n},), one label per image, got {tuple(y.shape)}")
-    if n_classes is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+    if y.dim() != 1 or (n is not None and len(y) != n):
+        raise ValueError(f"{name} must have shape ({'n' if n is None else n},), one label per image, "
+                         f"got {tuple(y.shape)}")
+    if len(y) and int(y.min()) < 0:
+        raise ValueError(f"{name} must hold class labels >= 0, got labels from {int(y.min())} to {int(y.max())}")
+    if n_classes is not None and len(y) and int(y.max()) >= n_classes:
         raise ValueError(f"{name} must lie in 0 .. {n_classes - 1}, got labels from {int(y.min())} to {int(y.max())}")
     return y.long()
 
 
-def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+_check_generator = check_generator
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,14 +109,17 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(32 * 7 * 7, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (n, 1, 28, 28), (n, 28, 28) or (n, 784) -> (n, n_classes) logits."""
-        h = F.max_pool2d(F.relu(self.conv1(_as_images(x, "x"))), 2)
+        """x: (n, 1, 28, 28), (n, 28, 28) or (n, 784) images in [0, 1] -> (n, n_classes) logits."""
+        x = check_model_input(_as_images(x, "x"), "x", self)
+        check_unit_interval(x, "x")
+        h = F.max_pool2d(F.relu(self.conv1(x)), 2)
         h = F.max_pool2d(F.relu(self.conv2(h)), 2)
         return self.head(h.flatten(1))
 
 
 def _check_classifier_data(model, x, y, name_x="x", name_y="y"):
     x = _as_images(x, name_x)
+    check_model_input(x, name_x, model)
     check_finite(x, name_x)
     check_unit_interval(x, name_x)
     y = _check_labels(y, name_y, len(x), getattr(model, "n_classes", None))
@@ -168,6 +176,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, num_
     check_positive_int(batch_size, "batch_size")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < math.inf):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_seed(seed)
     x, y = _check_classifier_data(model, x, y)
     if (x_val is None) != (y_val is None):
         raise ValueError("give both x_val and y_val, or neither")
@@ -218,9 +227,14 @@ def balanced_subset(y: torch.Tensor, n: int, *, seed: int, n_classes: int | None
     With K classes each gets n // K examples, and the first n % K classes one more. The result is sorted
     by position in ``y``. Raises a ValueError if a class has too few examples.
     """
-    y = _check_labels(y, "y", len(y) if isinstance(y, torch.Tensor) else -1)
+    if n_classes is not None:
+        check_positive_int(n_classes, "n_classes")
+    y = _check_labels(y, "y", None, n_classes)
+    if len(y) == 0:
+        raise ValueError("y is empty: there are no labelled examples to choose from")
     check_positive_int(n, "n")
-    n_classes = int(y.max()) + 1 if n_classes is None else check_positive_int(n_classes, "n_classes")
+    check_seed(seed)
+    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     if n < n_classes:
         raise ValueError(f"n must be at least the number of classes ({n_classes}) for a balanced subset, got {n}")
     generator = torch.Generator().manual_seed(seed)
@@ -241,7 +255,8 @@ def _check_vae_input(vae, x) -> torch.Tensor:
     check_tensor(x, "x")
     if x.dim() < 2 or x.shape[0] == 0 or x[0].numel() != vae.n_in:
         raise ValueError(f"x must be a non-empty batch of images with {vae.n_in} pixels each (the VAE's n_in), "
-                         f"got shape {tuple(x.shape)}")
+                         f"got shape {tuple(x.shape)}" + (" (empty)" if x.numel() == 0 else ""))
+    check_model_input(x, "x", vae)
     check_finite(x, "x")
     check_unit_interval(x, "x")
     return x.reshape(len(x), -1)
@@ -266,8 +281,12 @@ def vae_codes(vae: nn.Module, x: torch.Tensor, factor: int, *, scale: float = 1.
     was_training = vae.training
     vae.eval()
     with torch.inference_mode():
-        mean, ln_var = vae.encode(flat)
+        encoded = vae.encode(flat)
     vae.train(was_training)
+    if not (isinstance(encoded, tuple) and len(encoded) == 2):
+        raise TypeError(f"vae must be a VAE whose encode returns (mean, ln_var), got {type(vae).__name__}, whose "
+                        f"encode returns {type(encoded).__name__}")
+    mean, ln_var = encoded
     mean, std = mean.clone(), torch.exp(0.5 * ln_var).clone()
     eps = torch.randn(len(flat), factor, mean.shape[1], generator=generator)
     return mean.unsqueeze(1) + scale * std.unsqueeze(1) * eps, mean, std
@@ -318,8 +337,10 @@ def shift_augment(x: torch.Tensor, y: torch.Tensor, factor: int, *, max_shift: i
         x_aug (n * factor, H, W) and y_aug (n * factor,), ordered as in :func:`augment_with_vae`.
     """
     check_tensor(x, "x")
-    if x.dim() != 3 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch of (H, W) images, shaped (n, H, W), got {tuple(x.shape)}")
+    if x.dim() != 3 or x.numel() == 0:
+        raise ValueError(f"x must be a non-empty batch of (H, W) images, shaped (n, H, W), got {tuple(x.shape)}"
+                         + (" (empty)" if x.numel() == 0 else ""))
+    check_unit_interval(x, "x")
     y = _check_labels(y, "y", len(x))
     check_positive_int(factor, "factor")
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:

@@ -13,9 +13,10 @@ from torch import nn
 
 from ._activations import activation_from_name, activation_name
 from .checkpoint import register_model
-from ._checks import check_batch, check_positive_int, check_unit_interval
+from ._checks import check_batch, check_model_input, check_positive_int, check_unit_interval
 from .initializers import xavier_init_
 from .losses import _bernoulli_nll
+from .vae import _check_codes
 
 __all__ = ["AutoEncoder", "AELoss"]
 
@@ -69,19 +70,26 @@ class AutoEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
         """Reconstruct x: (batch, n_in) -> (batch, n_in)."""
-        return self.decode(self.encode(x), sigmoid)
+        return self._decode(self.encode(x), sigmoid)  # x is checked; the code comes from the weights
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, n_in) -> z: (batch, n_latent)."""
-        check_batch(x, "x", self.n_in)
+        self._check_data(x, "x")
         return self._encode(x)
+
+    def _check_data(self, x, name: str) -> torch.Tensor:
+        """A (batch, n_in) batch of pixel intensities in [0, 1], with the weights' dtype and device."""
+        check_batch(x, name, self.n_in)
+        check_model_input(x, name, self)
+        check_unit_interval(x, name)
+        return x
 
     def _encode(self, x):
         return self.le3(self.act_func(self.le2(self.act_func(self.le1(x)))))
 
     def decode(self, z: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
         """z: (batch, n_latent) -> (batch, n_in) pixel values in [0, 1], or logits if ``sigmoid=False``."""
-        check_batch(z, "z", self.n_latent)
+        _check_codes(self, z, "z")
         return self._decode(z, sigmoid)
 
     def _decode(self, z, sigmoid=True):
@@ -90,8 +98,7 @@ class AutoEncoder(nn.Module):
 
     def loss(self, x: torch.Tensor) -> AELoss:
         """Reconstruction loss of a batch x: (batch, n_in) in [0, 1], summed over pixels, mean over the batch."""
-        check_batch(x, "x", self.n_in)
-        check_unit_interval(x, "x")
+        self._check_data(x, "x")
         logits = self._decode(self._encode(x), sigmoid=False)
         if self.loss_name == "bce":
             per_pixel = _bernoulli_nll(x, logits)

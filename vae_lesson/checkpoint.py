@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ._atomic import atomic_path
+from ._checks import check_model_has_values
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_dir", "register_model",
            "MODEL_CLASSES"]
@@ -52,8 +53,16 @@ def checkpoint_dir() -> Path:
     return Path(cache) / "vae_lesson" / "checkpoints"
 
 
+def _check_path(path, name: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path.strip()):
+        raise TypeError(f"{name} must be a file path (str or pathlib.Path), got {path!r:.60}")
+    return Path(path)
+
+
 def resolve_checkpoint_path(path_or_name) -> Path:
     """A bare name such as ``"vae_2d"`` means ``checkpoint_dir() / "vae_2d.pt"``; anything else is a path."""
+    if not isinstance(path_or_name, (str, os.PathLike)) or not os.fspath(path_or_name).strip():
+        raise TypeError(f"checkpoint must be a name such as 'vae_2d' or a file path, got {path_or_name!r:.60}")
     text = os.fspath(path_or_name)
     if os.sep not in text and "/" not in text and not text.endswith(".pt"):
         return checkpoint_dir() / f"{text}.pt"
@@ -79,10 +88,12 @@ def save_checkpoint(path, model: nn.Module, *, epoch=None, history=None, setting
     ``history`` is a dict of plain lists (``History.as_dict()``), ``settings`` the training settings that
     produced it, ``rng_state`` a dict of RNG state tensors for an exact resume.
     """
+    path = _check_path(path)
     name = type(model).__name__
     if name not in MODEL_CLASSES or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"cannot checkpoint a {name}: only registered models with a config can be rebuilt "
                         f"({', '.join(MODEL_CLASSES)}; see register_model)")
+    check_model_has_values(model)
     payload = {
         "format": FORMAT,
         "model_class": name,
@@ -94,7 +105,6 @@ def save_checkpoint(path, model: nn.Module, *, epoch=None, history=None, setting
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "rng_state": rng_state or {},
     }
-    path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(payload, f)
         f.flush()
@@ -104,7 +114,7 @@ def save_checkpoint(path, model: nn.Module, *, epoch=None, history=None, setting
 
 def read_checkpoint(path) -> dict:
     """The raw checkpoint dictionary, checked for format; a CheckpointError says what is wrong."""
-    path = Path(path)
+    path = _check_path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
@@ -131,6 +141,8 @@ def load_checkpoint(path, model: nn.Module | None = None) -> Checkpoint:
     checkpoint must have been saved from the same class with the same configuration (else a
     CheckpointError names the difference), and the weights are loaded into it.
     """
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (or None to rebuild it from the file), got {type(model).__name__}")
     payload = read_checkpoint(path)
     cls = MODEL_CLASSES[payload["model_class"]]
     if model is None:
@@ -146,10 +158,22 @@ def load_checkpoint(path, model: nn.Module | None = None) -> Checkpoint:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: the saved weights do not fit a {payload['model_class']}{payload['config']}: "
-                              f"{str(exc).splitlines()[0]}") from None
+                              f"{_state_dict_mismatch(model, payload['state_dict']) or str(exc).splitlines()[0]}") from None
     model.eval()
     return Checkpoint(model, payload.get("epoch"), payload.get("history"), payload.get("settings"),
                       payload.get("optimizer"), payload.get("rng_state") or {})
+
+
+def _state_dict_mismatch(model: nn.Module, saved: dict) -> str:
+    """Which weights differ in name or shape between ``model`` and a saved state_dict (torch's own message
+    starts with a line that names neither)."""
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in saved.items() if isinstance(v, torch.Tensor)}
+    parts = [f"{k} has shape {theirs[k]} in the file but {ours[k]} in the model"
+             for k in ours if k in theirs and ours[k] != theirs[k]]
+    parts += [f"{k} is missing from the file" for k in ours if k not in theirs]
+    parts += [f"{k} in the file is not a weight of the model" for k in theirs if k not in ours]
+    return "; ".join(parts)
 
 
 def config_mismatch(model: nn.Module, payload: dict) -> str:

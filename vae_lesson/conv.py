@@ -28,12 +28,13 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ._checks import check_kl_weight, check_positive_int, check_tensor, check_unit_interval
+from ._checks import (check_finite, check_generator, check_image_shape, check_kl_weight, check_model_input,
+                      check_number, check_positive_int, check_tensor, check_unit_interval)
 from .autoencoder import AELoss
 from .checkpoint import register_model
 from .losses import _bernoulli_nll, _gaussian_kl
-from .plots import labelled_rows
-from .reparameterize import gaussian
+from .plots import _numpy, labelled_rows
+from .reparameterize import _gaussian as gaussian  # unchecked: a NaN must reach the loss, where train() reports it
 from .vae import VAELoss
 
 __all__ = ["ConvVAE", "ConvAutoEncoder", "bootstrap_codes", "uniform_codes", "per_pixel", "history_per_pixel",
@@ -129,13 +130,18 @@ class _ConvNet(nn.Module):
                              f"image_size={n}; got {tuple(x.shape)}{hint}")
         if x.shape[0] == 0:
             raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
+        check_model_input(x, name, self)
         check_unit_interval(x, name)
         return x
 
     def _check_codes(self, z, name: str = "z") -> torch.Tensor:
         check_tensor(z, name)
-        if z.dim() != 2 or z.shape[1] != self.n_latent or z.shape[0] == 0:
+        if z.dim() != 2 or z.shape[1] != self.n_latent:
             raise ValueError(f"{name} must have shape (batch, {self.n_latent}), got {tuple(z.shape)}")
+        if z.shape[0] == 0:
+            raise ValueError(f"{name} is an empty batch (shape {tuple(z.shape)})")
+        check_model_input(z, name, self)
+        check_finite(z, name)
         return z
 
     def _features(self, x):
@@ -168,7 +174,7 @@ class ConvVAE(_ConvNet):
 
     def forward(self, x: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
         """Reconstruct ``x`` (batch, C, H, W) by decoding the mean of q(z|x): no sampling."""
-        return self.decode(self.encode(x)[0], sigmoid)
+        return self._decode(self.encode(x)[0], sigmoid)  # x is checked; the code comes from the weights
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (batch, C, H, W) in [0, 1] -> (mean, ln_var), each (batch, n_latent)."""
@@ -212,7 +218,7 @@ class ConvAutoEncoder(_ConvNet):
 
     def forward(self, x: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
         """Reconstruct x: (batch, C, H, W) -> (batch, C, H, W)."""
-        return self.decode(self.encode(x), sigmoid)
+        return self._decode(self.encode(x), sigmoid)  # x is checked; the code comes from the weights
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, C, H, W) in [0, 1] -> z: (batch, n_latent)."""
@@ -227,17 +233,14 @@ class ConvAutoEncoder(_ConvNet):
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable numbers in ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # ---------------------------------------------------------------------------------------------------
 # sampling codes for a plain autoencoder
 # ---------------------------------------------------------------------------------------------------
-
-def _check_generator(generator):
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-
 
 def bootstrap_codes(codes: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n new codes whose every coordinate is drawn, independently, from that coordinate's values in ``codes``.
@@ -247,9 +250,11 @@ def bootstrap_codes(codes: torch.Tensor, n: int, generator: torch.Generator | No
     """
     check_tensor(codes, "codes")
     check_positive_int(n, "n")
-    _check_generator(generator)
-    if codes.dim() != 2 or codes.shape[0] == 0:
-        raise ValueError(f"codes must have shape (N, n_latent) with N >= 1, got {tuple(codes.shape)}")
+    check_generator(generator)
+    if codes.dim() != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
+        raise ValueError(f"codes must have shape (N, n_latent) with N >= 1 and n_latent >= 1, got "
+                         f"{tuple(codes.shape)}" + (" (empty)" if codes.numel() == 0 else ""))
+    check_finite(codes, "codes")
     rows = torch.randint(0, codes.shape[0], (n, codes.shape[1]), generator=generator, device=codes.device)
     return codes.gather(0, rows)
 
@@ -259,16 +264,29 @@ def uniform_codes(n: int, n_latent: int, low: float = -1.0, high: float = 1.0,
     """(n, n_latent) codes drawn uniformly from the box [low, high)^n_latent."""
     check_positive_int(n, "n")
     check_positive_int(n_latent, "n_latent")
-    _check_generator(generator)
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+    check_generator(generator)
+    low, high = check_number(low, "low"), check_number(high, "high")
+    if not low < high:
         raise ValueError(f"low and high must be finite with low < high, got {low!r} and {high!r}")
     return low + (high - low) * torch.rand(n, n_latent, generator=generator)
 
 
 @torch.inference_mode()
 def nearest_distance(images: torch.Tensor, reference: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """For each of ``images`` (n, ...) the Euclidean pixel distance to the closest of ``reference`` (m, ...)."""
+    """For each of ``images`` (n, ...) the Euclidean pixel distance to the closest of ``reference`` (m, ...).
+
+    Both are float tensors of finite values with at least one image each; the distance is computed in float32.
+    """
+    for value, name in ((images, "images"), (reference, "reference")):
+        check_tensor(value, name)
+        if value.dim() < 2 or value.shape[0] == 0 or value[0].numel() == 0:
+            raise ValueError(f"{name} must be a non-empty batch of images (n, ...), got shape {tuple(value.shape)}"
+                             + (" (empty)" if value.numel() == 0 else ""))
+        check_finite(value, name)
+    check_positive_int(batch_size, "batch_size")
     a, b = images.reshape(len(images), -1).float(), reference.reshape(len(reference), -1).float()
+    if a.device != b.device:
+        raise ValueError(f"images is on {a.device} but reference is on {b.device}; move both to one device")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"images and reference must have the same image size, got {tuple(images.shape[1:])} "
                          f"and {tuple(reference.shape[1:])}")
@@ -284,16 +302,16 @@ def per_pixel(nats_per_image, image_shape) -> float:
 
     image_shape: (C, H, W) or (H, W). 100 nats per 28x28 image is 100 / 784 = 0.128 nats per pixel.
     """
-    dims = tuple(int(d) for d in image_shape)
-    if not dims or any(d < 1 for d in dims):
-        raise ValueError(f"image_shape must be positive sizes such as (C, H, W), got {image_shape!r}")
-    return float(nats_per_image) / math.prod(dims)
+    dims = check_image_shape(image_shape, n_dims=(3, 2))
+    if isinstance(nats_per_image, torch.Tensor) and nats_per_image.numel() == 1:
+        nats_per_image = float(nats_per_image)
+    return check_number(nats_per_image, "nats_per_image") / math.prod(dims)
 
 
 def history_per_pixel(history, image_shape) -> dict:
     """``history.as_dict()`` with every loss divided by C * H * W (see :func:`per_pixel`)."""
     data = history.as_dict() if hasattr(history, "as_dict") else history
-    n_values = math.prod(int(d) for d in image_shape)
+    n_values = math.prod(check_image_shape(image_shape, n_dims=(3, 2)))
     return {split: {key: [v / n_values for v in values] for key, values in data[split].items()}
             for split in ("train", "test")} | {"epoch_seconds": list(data.get("epoch_seconds", []))}
 
@@ -329,15 +347,20 @@ def plot_loss_per_pixel(runs: dict, title: str | None = None, field: str = "tota
 
 def _tile(images, name: str) -> np.ndarray:
     """(n, C, H, W) or (n, H, W) in [0, 1] -> (n, H, W) or (n, H, W, 3) NumPy floats for imshow."""
-    array = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, float)
+    array = _numpy(images, name)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
     elif array.ndim == 4 and array.shape[1] == 3:
         array = array.transpose(0, 2, 3, 1)
     elif array.ndim != 3:
         raise ValueError(f"{name} must have shape (n, 1 or 3, H, W) or (n, H, W), got {array.shape}")
-    if len(array) == 0 or not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-        raise ValueError(f"{name} must be a non-empty batch of pixel values in [0, 1]")
+    if len(array) == 0 or array[0].size == 0:
+        raise ValueError(f"{name} must be a non-empty batch of images, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold pixel values in [0, 1], but it contains "
+                         f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(f"{name} must hold pixel values in [0, 1], got values in [{array.min():g}, {array.max():g}]")
     return array
 
 
@@ -348,5 +371,6 @@ def image_rows(rows: dict, n: int = 10, title: str | None = None) -> Figure:
     """
     if not rows:
         raise ValueError("rows must hold at least one batch of images")
+    check_positive_int(n, "n")
     arrays = {label: _tile(images, f"rows[{label!r}]") for label, images in rows.items()}
     return labelled_rows(arrays, min([n, *(len(a) for a in arrays.values())]), title)

@@ -26,7 +26,7 @@ import torch
 
 from matplotlib.figure import Figure
 
-from ._checks import check_finite, check_positive_int, check_tensor
+from ._checks import check_finite, check_generator, check_positive_int, check_seed, check_tensor
 
 __all__ = [
     "LinearGaussianModel",
@@ -67,8 +67,9 @@ def _check_vector(value, name: str, size: int, dtype: torch.dtype, what: str) ->
 def _check_covariance(cov, name: str, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """``cov`` must be a symmetric positive-definite (..., d, d) float tensor; returns its Cholesky factor."""
     check_tensor(cov, name)
-    if cov.dim() < 2 or cov.shape[-1] != cov.shape[-2]:
-        raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {tuple(cov.shape)}")
+    if cov.dim() < 2 or cov.shape[-1] != cov.shape[-2] or cov.shape[-1] == 0:
+        raise ValueError(f"{name} must be a square matrix of size >= 1 (or a batch of them), got shape {tuple(cov.shape)}"
+                         + (" (empty)" if cov.numel() == 0 else ""))
     if dtype is not None and cov.dtype != dtype:
         raise TypeError(f"{name} has dtype {cov.dtype} but the model uses {dtype}; convert it with {name}.to({dtype})")
     check_finite(cov, name)
@@ -89,8 +90,19 @@ def _log_det_from_cholesky(chol: torch.Tensor) -> torch.Tensor:
 def diagonal_covariance(ln_var: torch.Tensor) -> torch.Tensor:
     """(..., d) log variances -> (..., d, d) diagonal covariance diag(exp(ln_var))."""
     check_tensor(ln_var, "ln_var")
+    if ln_var.dim() < 1 or ln_var.shape[-1] == 0:
+        raise ValueError(f"ln_var must have shape (..., d) with d >= 1, got {tuple(ln_var.shape)}")
     check_finite(ln_var, "ln_var")
-    return torch.diag_embed(torch.exp(ln_var))
+    return torch.diag_embed(_exp_variances(ln_var, "ln_var"))
+
+
+def _exp_variances(ln_var: torch.Tensor, name: str) -> torch.Tensor:
+    """exp(ln_var), refusing log variances so large that the variance overflows to infinity."""
+    var = torch.exp(ln_var)
+    if not bool(torch.isfinite(var).all()):
+        raise ValueError(f"{name} is too large: exp({name}) overflows {ln_var.dtype} (largest entry "
+                         f"{float(ln_var.max()):g})")
+    return var
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,8 +121,9 @@ class LinearGaussianModel:
 
     def __init__(self, W: torch.Tensor, b: torch.Tensor, sigma: float):
         check_tensor(W, "W")
-        if W.dim() != 2:
-            raise ValueError(f"W must be a (data_dim, latent_dim) matrix, got shape {tuple(W.shape)}")
+        if W.dim() != 2 or W.numel() == 0:
+            raise ValueError(f"W must be a (data_dim, latent_dim) matrix with both sizes >= 1, got shape {tuple(W.shape)}"
+                             + (" (empty)" if W.numel() == 0 else ""))
         check_finite(W, "W")
         check_tensor(b, "b")
         if b.shape != (W.shape[0],):
@@ -118,9 +131,13 @@ class LinearGaussianModel:
         if b.dtype != W.dtype:
             raise TypeError(f"b has dtype {b.dtype} but W has {W.dtype}; use one dtype (float64 for exact checks)")
         check_finite(b, "b")
-        sigma = float(sigma)
-        if not (sigma > 0 and math.isfinite(sigma)):
+        if b.device != W.device:
+            raise ValueError(f"b is on {b.device} but W is on {W.device}; move both to one device")
+        if isinstance(sigma, torch.Tensor) and sigma.numel() == 1 and sigma.is_floating_point():
+            sigma = sigma.item()
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (sigma > 0 and math.isfinite(sigma)):
             raise ValueError(f"sigma must be a finite positive number, got {sigma!r}")
+        sigma = float(sigma)
         self.W, self.b, self.sigma = W, b, sigma
 
     @classmethod
@@ -129,6 +146,9 @@ class LinearGaussianModel:
         """A model with standard-normal W (data_dim, latent_dim) and b, drawn from a seeded generator."""
         check_positive_int(data_dim, "data_dim")
         check_positive_int(latent_dim, "latent_dim")
+        check_seed(seed)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float64, got {dtype!r}")
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(data_dim, latent_dim, generator=g, dtype=dtype)
         b = torch.randn(data_dim, generator=g, dtype=dtype)
@@ -155,14 +175,19 @@ class LinearGaussianModel:
         return _check_vector(x, "x", self.data_dim, self.dtype, "data_dim")
 
     def check_z(self, z) -> torch.Tensor:
+        """Validate latent points (..., d): finite, with the model's dtype."""
         check_tensor(z, "z")
         if z.dim() < 1 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"z must have shape (..., {self.latent_dim}), got {tuple(z.shape)}")
+        if z.dtype != self.dtype:
+            raise TypeError(f"z has dtype {z.dtype} but the model uses {self.dtype}; convert it with z.to({self.dtype})")
+        check_finite(z, "z")
         return z
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Ancestral sampling: z ~ p(z), then x ~ p(x | z). Returns z (n, d) and x (n, D)."""
         check_positive_int(n, "n")
+        check_generator(generator)
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.dtype)
         noise = torch.randn(n, self.data_dim, generator=generator, dtype=self.dtype)
         return z, z @ self.W.T + self.b + self.sigma * noise
@@ -204,6 +229,10 @@ class LinearGaussianModel:
         """log p(x | z) = log N(x; W z + b, sigma^2 I). x (..., D) and z (..., d) broadcast; returns (...)."""
         self.check_x(x)
         self.check_z(z)
+        try:
+            torch.broadcast_shapes(x.shape[:-1], z.shape[:-1])
+        except RuntimeError:
+            raise ValueError(f"the batch shapes of x {tuple(x.shape)} and z {tuple(z.shape)} do not broadcast") from None
         residual = x - (z @ self.W.T + self.b)
         return -0.5 * (self.data_dim * (_LOG_2PI + 2 * math.log(self.sigma)) + (residual**2).sum(-1) / self.sigma**2)
 
@@ -245,11 +274,12 @@ def gaussian_kl(mean_q: torch.Tensor, cov_q: torch.Tensor, mean_p: torch.Tensor,
     for value, name in ((mean_q, "mean_q"), (mean_p, "mean_p")):
         check_tensor(value, name)
         check_finite(value, name)
-        if value.dim() < 1:
-            raise ValueError(f"{name} must have shape (..., d), got a 0-dim tensor")
+        if value.dim() < 1 or value.shape[-1] == 0:
+            raise ValueError(f"{name} must have shape (..., d) with d >= 1, got {tuple(value.shape)}")
     d = mean_q.shape[-1]
     if mean_p.shape[-1] != d:
-        raise ValueError(f"mean_q and mean_p must have the same last dimension, got {d} and {mean_p.shape[-1]}")
+        raise ValueError(f"mean_q and mean_p must have the same last dimension d (shapes (..., d)), "
+                         f"got shapes {tuple(mean_q.shape)} and {tuple(mean_p.shape)}")
     chol_q = _check_covariance(cov_q, "cov_q")
     chol_p = _check_covariance(cov_p, "cov_p")
     for chol, name in ((chol_q, "cov_q"), (chol_p, "cov_p")):
@@ -258,6 +288,14 @@ def gaussian_kl(mean_q: torch.Tensor, cov_q: torch.Tensor, mean_p: torch.Tensor,
     dtypes = {mean_q.dtype, mean_p.dtype, cov_q.dtype, cov_p.dtype}
     if len(dtypes) > 1:
         raise TypeError(f"mean_q, cov_q, mean_p and cov_p must share one dtype, got {sorted(map(str, dtypes))}")
+    devices = {mean_q.device, mean_p.device, cov_q.device, cov_p.device}
+    if len(devices) > 1:
+        raise ValueError(f"mean_q, cov_q, mean_p and cov_p must be on one device, got {sorted(map(str, devices))}")
+    try:
+        torch.broadcast_shapes(mean_q.shape[:-1], mean_p.shape[:-1], cov_q.shape[:-2], cov_p.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"the batch shapes of mean_q {tuple(mean_q.shape)}, cov_q {tuple(cov_q.shape)}, mean_p "
+                         f"{tuple(mean_p.shape)} and cov_p {tuple(cov_p.shape)} do not broadcast") from None
     return _gaussian_kl(mean_q, chol_q, mean_p, chol_p)
 
 
@@ -299,7 +337,7 @@ def _q_covariance(model: LinearGaussianModel, x, q_mean, q_cov, q_ln_var) -> tup
         _check_vector(q_ln_var, "q_ln_var", model.latent_dim, model.dtype, "latent_dim")
         if q_ln_var.shape != q_mean.shape:
             raise ValueError(f"q_ln_var must have the shape of q_mean {tuple(q_mean.shape)}, got {tuple(q_ln_var.shape)}")
-        q_cov = torch.diag_embed(torch.exp(q_ln_var))
+        q_cov = torch.diag_embed(_exp_variances(q_ln_var, "q_ln_var"))
     d = model.latent_dim
     chol = _check_covariance(q_cov, "q_cov", model.dtype)
     if q_cov.shape not in ((d, d), (*q_mean.shape[:-1], d, d)):
@@ -368,6 +406,7 @@ def elbo_monte_carlo(model: LinearGaussianModel, x: torch.Tensor, q_mean: torch.
         MonteCarloELBO(estimate, standard_error, num_samples), estimate and standard_error () or (n,).
     """
     check_positive_int(num_samples, "num_samples")
+    check_generator(generator)
     q_cov, chol_q = _q_covariance(model, x, q_mean, q_cov, q_ln_var)
     eps = torch.randn(num_samples, *q_mean.shape, generator=generator, dtype=model.dtype)  # (K, ..., d)
     z = q_mean + (chol_q @ eps.unsqueeze(-1)).squeeze(-1)
@@ -391,6 +430,14 @@ def elbo_monte_carlo(model: LinearGaussianModel, x: torch.Tensor, q_mean: torch.
 _BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7"
 
 
+def _check_one_point(model: LinearGaussianModel, x) -> None:
+    if not isinstance(model, LinearGaussianModel):
+        raise TypeError(f"model must be a LinearGaussianModel, got {type(model).__name__}")
+    model.check_x(x)
+    if x.dim() != 1:
+        raise ValueError(f"x must be one data point of shape ({model.data_dim},), got {tuple(x.shape)}")
+
+
 def identity_table(model: LinearGaussianModel, x: torch.Tensor, candidates: dict) -> str:
     """A text table checking log p(x) = ELBO + KL(q || p(z|x)) for named q's at one data point x (D,).
 
@@ -398,8 +445,7 @@ def identity_table(model: LinearGaussianModel, x: torch.Tensor, candidates: dict
     Columns: recon. = E_q[log p(x|z)], KL prior = KL(q || p(z)), ELBO, gap = KL(q || p(z|x)),
     residual = log p(x) - (ELBO + gap), all in nats.
     """
-    if x.dim() != 1:
-        raise ValueError(f"x must be one data point of shape ({model.data_dim},), got {tuple(x.shape)}")
+    _check_one_point(model, x)
     log_px = model.log_marginal(x).item()
     lines = [f"{'q':26s}{'recon.':>10s}{'KL prior':>10s}{'ELBO':>10s}{'gap':>10s}{'residual':>10s}"]
     for name, q in candidates.items():
@@ -420,10 +466,15 @@ def monte_carlo_convergence(model: LinearGaussianModel, x: torch.Tensor, q_mean:
     Returns a dict with "sample_sizes" and, for "full" (every term sampled) and "analytic_kl", the lists
     "estimate" and "standard_error" (floats), plus "exact": the closed-form ELBO.
     """
-    if x.dim() != 1:
-        raise ValueError(f"x must be one data point of shape ({model.data_dim},), got {tuple(x.shape)}")
+    _check_one_point(model, x)
+    if isinstance(sample_sizes, (str, bytes)) or not hasattr(sample_sizes, "__iter__"):
+        raise TypeError(f"sample_sizes must be a sequence of numbers of samples such as (10, 100), got {sample_sizes!r}")
+    sample_sizes = [check_positive_int(k, "sample_sizes entries") for k in sample_sizes]
+    if not sample_sizes:
+        raise ValueError("sample_sizes must name at least one number of samples K")
+    check_seed(seed)
     exact = elbo(model, x, q_mean, q_cov, q_ln_var=q_ln_var).elbo.item()
-    table = {"sample_sizes": [int(k) for k in sample_sizes], "exact": exact}
+    table = {"sample_sizes": list(sample_sizes), "exact": exact}
     for index, (name, analytic) in enumerate((("full", False), ("analytic_kl", True))):
         g = torch.Generator().manual_seed(seed + index)
         runs = [elbo_monte_carlo(model, x, q_mean, q_cov, q_ln_var=q_ln_var, num_samples=int(k), generator=g,
@@ -488,10 +539,13 @@ def plot_elbo_along_line(model: LinearGaussianModel, x: torch.Tensor, t: Optiona
     posterior's, the best diagonal one, the identity) under the horizontal line log p(x); the gap of the
     first is shaded. Right: the two terms of the ELBO for the posterior covariance.
     """
-    if x.dim() != 1:
-        raise ValueError(f"x must be one data point of shape ({model.data_dim},), got {tuple(x.shape)}")
+    _check_one_point(model, x)
     if t is None:
         t = torch.linspace(-0.25, 1.75, 201, dtype=model.dtype)
+    check_tensor(t, "t")
+    if t.dim() != 1 or len(t) < 2:
+        raise ValueError(f"t must be a 1-D tensor of at least 2 positions, got shape {tuple(t.shape)}")
+    check_finite(t, "t")
     post_mean, post_cov = model.posterior(x)
     _, mf_ln_var = best_mean_field(model, x)
     means = t.unsqueeze(-1) * post_mean  # (T, d)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import atomic_path
+from ._checks import check_int, check_number, check_positive_int
 
 __all__ = ["to_uint8_frames", "write_gif", "read_gif", "figure_to_array"]
 
@@ -18,14 +20,19 @@ def to_uint8_frames(frames, scale: int = 1) -> np.ndarray:
     Each frame is (H, W) greyscale or (H, W, 3) RGB, either floats in [0, 1] or uint8.
     ``scale`` enlarges each pixel to a scale x scale block, so a 28x28 digit stays crisp.
     """
-    frames = list(frames)
+    check_positive_int(scale, "scale")
+    try:
+        frames = list(frames)
+    except TypeError:
+        raise TypeError(f"frames must be a sequence of (H, W) or (H, W, 3) images, got {type(frames).__name__}") from None
     if not frames:
         raise ValueError("frames must be a non-empty sequence of (H, W) or (H, W, 3) images, got none")
+    frames = [np.asarray(_frame(f)) for f in frames]
     try:
-        array = np.stack([np.asarray(f.detach().cpu() if hasattr(f, "detach") else f) for f in frames])
+        array = np.stack(frames)
     except ValueError as exc:
         raise ValueError(f"all frames must have the same shape ({exc})") from None
-    if array.ndim not in (3, 4) or len(array) == 0 or (array.ndim == 4 and array.shape[-1] != 3):
+    if array.ndim not in (3, 4) or array.size == 0 or (array.ndim == 4 and array.shape[-1] != 3):
         raise ValueError(f"frames must be a non-empty sequence of (H, W) or (H, W, 3) images, got shape {array.shape}")
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
@@ -35,11 +42,20 @@ def to_uint8_frames(frames, scale: int = 1) -> np.ndarray:
         if array.min() < 0 or array.max() > 1:
             raise ValueError(f"float frames must lie in [0, 1], got values in [{array.min():g}, {array.max():g}]")
         array = np.round(array * 255).astype(np.uint8)
-    if not (isinstance(scale, int) and scale >= 1):
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
     if scale > 1:
         array = array.repeat(scale, axis=1).repeat(scale, axis=2)
     return array
+
+
+def _frame(frame):
+    """One frame as something NumPy can read: a tensor is detached and copied to the CPU."""
+    if hasattr(frame, "detach"):
+        if frame.device.type == "meta":
+            raise ValueError("frames must hold values, got a tensor on the meta device (a shape without data)")
+        frame = frame.detach().cpu()
+        if str(frame.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            frame = frame.float()
+    return frame
 
 
 def write_gif(frames, path, fps: float = 10, scale: int = 1, loop: int = 0) -> Path:
@@ -50,8 +66,10 @@ def write_gif(frames, path, fps: float = 10, scale: int = 1, loop: int = 0) -> P
     """
     import imageio.v3 as iio
 
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+    check_number(fps, "fps", positive=True)
+    check_int(loop, "loop", minimum=0)
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"path must be a file path (str or pathlib.Path), got {path!r:.60}")
     array = to_uint8_frames(frames, scale)
     if array.ndim == 3:  # greyscale: written as RGB, since (n, H, 3) frames would read as colour images
         array = np.repeat(array[..., None], 3, axis=-1)
@@ -70,7 +88,11 @@ def read_gif(path) -> np.ndarray:
 def figure_to_array(fig, dpi: int = 80) -> np.ndarray:
     """Render a matplotlib figure to an RGB uint8 array (H, W, 3), e.g. one frame of a rotating 3-D plot."""
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    check_number(dpi, "dpi", positive=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)

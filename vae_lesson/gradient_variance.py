@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ._checks import check_finite, check_positive_int, check_tensor
+from ._checks import (check_finite, check_generator, check_not_meta, check_number, check_positive_int, check_seed,
+                      check_tensor, check_unit_interval)
 
 __all__ = [
     "ESTIMATORS",
@@ -71,6 +72,7 @@ def square(z: torch.Tensor) -> torch.Tensor:
 
 def square_exact_gradient(mean: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """d/d mu E[||z||^2] = d/d mu (||mu||^2 + sum sigma^2) = 2 mu. Returns (d,)."""
+    mean, _ = _check_mean_sigma(mean, sigma)
     return 2 * mean
 
 
@@ -82,8 +84,13 @@ def square_per_sample_variance(mean, sigma, estimator: str, baseline: float = 0.
                -> Var = (a^2 + 6 a sigma^2) / sigma^2 + 8 mu^2 + 15 sigma^2
                (c = 0: mu^4 / sigma^2 + 14 mu^2 + 15 sigma^2).
     Valid for d = 1 (for d > 1 the other coordinates add to f and so to the score estimator's variance).
-    Works elementwise on floats, arrays or tensors.
+    Works elementwise on floats, arrays or tensors (finite values, sigma > 0).
     """
+    _check_reals(mean, "mean")
+    _check_reals(sigma, "sigma", positive=True)
+    check_number(baseline, "baseline")
+    # Lists and tuples have no arithmetic: compute with arrays.
+    mean, sigma = (np.asarray(v, dtype=np.float64) if isinstance(v, (list, tuple)) else v for v in (mean, sigma))
     if estimator == "pathwise":
         return 4 * sigma**2 + 0 * mean
     if estimator == "score":
@@ -97,14 +104,44 @@ def square_per_sample_variance(mean, sigma, estimator: str, baseline: float = 0.
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_reals(value, name: str, positive: bool = False) -> None:
+    """Floats, arrays or tensors of finite real numbers (strictly positive if ``positive``)."""
+    if isinstance(value, torch.Tensor):
+        check_not_meta(value, name)
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        array = value.detach().cpu().double().numpy()
+    else:
+        if isinstance(value, (bool, str, bytes)) or value is None or np.iscomplexobj(value):
+            raise TypeError(f"{name} must be a real number, array or tensor, got {value!r:.40}")
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a real number, array or tensor, got {type(value).__name__}") from None
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if positive and not (array > 0).all():
+        raise ValueError(f"{name} must be strictly positive (a standard deviation), got {value!r:.40}")
+
+
 def _check_mean_sigma(mean, sigma) -> tuple[torch.Tensor, torch.Tensor]:
     check_tensor(mean, "mean")
-    if mean.dim() != 1:
-        raise ValueError(f"mean must have shape (d,), got {tuple(mean.shape)}; use torch.tensor([mu]) for d = 1")
+    if mean.dim() != 1 or len(mean) == 0:
+        raise ValueError(f"mean must have shape (d,) with d >= 1, got {tuple(mean.shape)}"
+                         + (" (empty)" if mean.numel() == 0 else "") + "; use torch.tensor([mu]) for d = 1")
     check_finite(mean, "mean")
     if not isinstance(sigma, torch.Tensor):
-        sigma = torch.as_tensor(sigma, dtype=mean.dtype)
+        if isinstance(sigma, bool) or isinstance(sigma, str):
+            raise TypeError(f"sigma must be a number or a tensor of standard deviations, got {sigma!r}")
+        try:
+            sigma = torch.as_tensor(sigma, dtype=mean.dtype)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"sigma must be a number or a tensor of standard deviations, got {type(sigma).__name__}") from None
     check_tensor(sigma, "sigma")
+    if sigma.device != mean.device:
+        raise ValueError(f"sigma is on {sigma.device} but mean is on {mean.device}; move both to one device")
     sigma = sigma.to(mean.dtype)
     sigma = sigma.expand_as(mean) if sigma.dim() == 0 else sigma
     if sigma.shape != mean.shape:
@@ -117,7 +154,28 @@ def _check_mean_sigma(mean, sigma) -> tuple[torch.Tensor, torch.Tensor]:
 def _check_eps(eps, mean) -> None:
     check_tensor(eps, "eps")
     if eps.dim() < 2 or eps.shape[-1] != mean.shape[0]:
-        raise ValueError(f"eps must have shape (..., K, {mean.shape[0]}), got {tuple(eps.shape)}")
+        raise ValueError(f"eps must have shape (..., K, d) with d = len(mean) = {mean.shape[0]}, got {tuple(eps.shape)}")
+    if eps.numel() == 0:
+        raise ValueError(f"eps is empty (shape {tuple(eps.shape)}): an estimate needs at least one draw")
+    if eps.device != mean.device:
+        raise ValueError(f"eps is on {eps.device} but mean is on {mean.device}; move both to one device")
+    check_finite(eps, "eps")
+
+
+def _check_f(f) -> None:
+    if not callable(f):
+        raise TypeError(f"f must be a function of z (..., d) returning (...), got {type(f).__name__}")
+
+
+def _f_values(f, z: torch.Tensor) -> torch.Tensor:
+    """f(z), checked: a tensor of shape z.shape[:-1] (one value per draw)."""
+    values = f(z)
+    if not isinstance(values, torch.Tensor) or values.shape != z.shape[:-1]:
+        got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ValueError(f"f must map z of shape (..., d) to a tensor of shape (...) = {tuple(z.shape[:-1])}, got {got}")
+    if not bool(torch.isfinite(values.detach()).all()):
+        raise ValueError("f returned NaN or infinite values: its gradient estimates would be NaN too")
+    return values
 
 
 def _leaf_means(mean: torch.Tensor, shape) -> torch.Tensor:
@@ -135,12 +193,13 @@ def pathwise_samples(f: Callable, mean: torch.Tensor, sigma, eps: torch.Tensor) 
     Returns:
         (..., K, d): one gradient estimate with respect to ``mean`` per draw.
     """
+    _check_f(f)
     mean, sigma = _check_mean_sigma(mean, sigma)
     _check_eps(eps, mean)
     mu = _leaf_means(mean, eps.shape)
     with torch.enable_grad():
         z = mu + sigma * eps  # the reparameterization: z is a differentiable function of mu
-        (grad,) = torch.autograd.grad(f(z).sum(), mu)
+        (grad,) = torch.autograd.grad(_f_values(f, z).sum(), mu)
     return grad
 
 
@@ -155,12 +214,15 @@ def score_function_samples(f: Callable, mean: torch.Tensor, sigma, eps: torch.Te
     Returns:
         (..., K, d). With a leave-one-out baseline the draws of one estimate are not independent.
     """
+    _check_f(f)
     mean, sigma = _check_mean_sigma(mean, sigma)
     _check_eps(eps, mean)
+    if baseline is not None and not isinstance(baseline, str):
+        check_number(baseline, "baseline")
     mu = _leaf_means(mean, eps.shape)
     z = (mean + sigma * eps).detach()  # a plain sample: no path from mu to z
     with torch.no_grad():
-        values = f(z)  # (..., K)
+        values = _f_values(f, z)  # (..., K)
         if baseline is None:
             weights = values
         elif isinstance(baseline, str):
@@ -196,11 +258,14 @@ def gradient_estimates(f: Callable, mean: torch.Tensor, sigma, *, estimator: str
     Returns:
         (num_trials, d) estimates of d/d mean E[f(z)].
     """
+    _check_f(f)
     mean, sigma = _check_mean_sigma(mean, sigma)
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(num_trials, "num_trials")
+    check_positive_int(max_draws_per_chunk, "max_draws_per_chunk")
+    check_generator(generator)
     chunk = max(1, max_draws_per_chunk // num_samples)
     out = []
     for start in range(0, num_trials, chunk):
@@ -221,6 +286,7 @@ def quadrature_gradient(f: Callable, mean: torch.Tensor, sigma, num_nodes: int =
     Deterministic and, for smooth f, accurate to many digits: a reference "true gradient" when no
     closed form exists. Costs num_nodes**d gradient evaluations.
     """
+    _check_f(f)
     mean, sigma = _check_mean_sigma(mean, sigma)
     d = mean.shape[0]
     if d > 3:
@@ -256,8 +322,9 @@ class DecoderLoss(torch.nn.Module):
     def __init__(self, target: torch.Tensor, latent_dim: int = 2, hidden: int = 32, seed: int = 0):
         super().__init__()
         check_tensor(target, "target")
-        if target.dim() != 1:
-            raise ValueError(f"target must be a flat image (n_pixels,), got {tuple(target.shape)}")
+        if target.dim() != 1 or len(target) == 0:
+            raise ValueError(f"target must be a non-empty flat image (n_pixels,), got shape {tuple(target.shape)}")
+        check_unit_interval(target, "target")
         check_positive_int(latent_dim, "latent_dim")
         check_positive_int(hidden, "hidden")
         g = torch.Generator().manual_seed(seed)
@@ -268,6 +335,15 @@ class DecoderLoss(torch.nn.Module):
         self.target = target
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: (..., latent_dim), the target's dtype and device -> (...) negative log-likelihoods in nats."""
+        check_tensor(z, "z")
+        latent_dim = self.weights[0].shape[0]
+        if z.dim() < 1 or z.shape[-1] != latent_dim:
+            raise ValueError(f"z must have shape (..., {latent_dim}), got {tuple(z.shape)}")
+        if z.dtype != self.target.dtype or z.device != self.target.device:
+            raise TypeError(f"z must have the target's dtype {self.target.dtype} on {self.target.device}, got "
+                            f"{z.dtype} on {z.device}; convert it with z.to(target)")
+        check_finite(z, "z")
         h = z
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w + b
@@ -306,11 +382,21 @@ def variance_experiment(f: Callable, mean: torch.Tensor, sigma, *, sample_sizes:
     """
     import time
 
+    _check_f(f)
     mean, sigma = _check_mean_sigma(mean, sigma)
+    if isinstance(estimators, str):
+        raise TypeError(f"estimators must be a sequence of names such as ({estimators!r},), got the string "
+                        f"{estimators!r}")
     for name in estimators:
         if name not in ESTIMATORS:
             raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
-    sizes = [check_positive_int(int(k), "sample_sizes entries") for k in sample_sizes]
+    sizes = [check_positive_int(k, "sample_sizes entries") for k in sample_sizes]
+    if not sizes:
+        raise ValueError("sample_sizes must name at least one number of draws K")
+    check_positive_int(num_trials, "num_trials")
+    if num_trials < 2:
+        raise ValueError(f"num_trials must be at least 2 (a variance needs two estimates), got {num_trials}")
+    check_seed(seed)
     start = time.perf_counter()
     stats = {}
     for e_index, name in enumerate(estimators):

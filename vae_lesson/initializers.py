@@ -12,13 +12,19 @@ import math
 import torch
 from torch import nn
 
+from ._checks import check_number, check_positive_int
+
 __all__ = ["xavier_bound", "xavier_init_"]
 
 
 def xavier_bound(fan_in: int, fan_out: int, constant: float = 1.0) -> float:
-    """The half-width a of the uniform range: constant * sqrt(6 / (fan_in + fan_out))."""
-    if fan_in < 1 or fan_out < 1:
-        raise ValueError(f"fan_in and fan_out must be positive, got {fan_in} and {fan_out}")
+    """The half-width a of the uniform range: constant * sqrt(6 / (fan_in + fan_out)).
+
+    fan_in, fan_out: positive integers (a layer's input and output sizes); constant: a finite number > 0.
+    """
+    check_positive_int(fan_in, "fan_in")
+    check_positive_int(fan_out, "fan_out")
+    check_number(constant, "constant", positive=True)
     return constant * math.sqrt(6.0 / (fan_in + fan_out))
 
 
@@ -30,8 +36,7 @@ def xavier_init_(module: nn.Module, constant: float = 1.0) -> nn.Module:
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    if not constant > 0:
-        raise ValueError(f"constant must be positive, got {constant!r}")
+    check_number(constant, "constant", positive=True)
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
             nn.init.xavier_uniform_(layer.weight, gain=constant)

@@ -15,7 +15,8 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_positive_int, check_same_shape, check_tensor
+from ._checks import (check_finite, check_generator, check_not_empty, check_positive_int, check_same_device,
+                      check_same_shape, check_seed, check_tensor)
 
 __all__ = ["importance_weighted_bound", "iwae_bound", "neg_elbo"]
 
@@ -36,13 +37,21 @@ def importance_weighted_bound(log_joint, q_mean: torch.Tensor, q_ln_var: torch.T
     Returns:
         (n,) the estimate L_K of log p(x) for each data point, in nats.
     """
+    if not callable(log_joint):
+        raise TypeError(f"log_joint must be a function of z returning log p(x, z), got {type(log_joint).__name__}")
     check_tensor(q_mean, "q_mean")
     check_tensor(q_ln_var, "q_ln_var")
     check_same_shape(q_mean, q_ln_var, "q_mean", "q_ln_var")
-    if q_mean.dim() != 2:
-        raise ValueError(f"q_mean must have shape (n, d), got {tuple(q_mean.shape)}")
+    check_same_device(q_mean, q_ln_var, "q_mean", "q_ln_var")
+    if q_ln_var.dtype != q_mean.dtype:
+        raise TypeError(f"q_ln_var has dtype {q_ln_var.dtype} but q_mean has {q_mean.dtype}; use one dtype for both")
+    if q_mean.dim() != 2 or q_mean.shape[1] == 0:
+        raise ValueError(f"q_mean must have shape (n, d) with d >= 1, got {tuple(q_mean.shape)}")
+    check_finite(q_mean, "q_mean")
+    check_finite(q_ln_var, "q_ln_var")
     check_positive_int(K, "K")
     check_positive_int(chunk_size, "chunk_size")
+    check_generator(generator)
     n, d = q_mean.shape
     # All noise drawn up front (K * n * d numbers is small), so chunking never changes the estimate.
     eps = torch.randn(K, n, d, generator=generator, dtype=q_mean.dtype, device=q_mean.device)
@@ -52,8 +61,12 @@ def importance_weighted_bound(log_joint, q_mean: torch.Tensor, q_ln_var: torch.T
     for start in range(0, K, chunk_size):
         k = min(chunk_size, K - start)
         log_p = log_joint(z[start:start + k])
-        if log_p.shape != (k, n):
-            raise ValueError(f"log_joint must return shape (k, n) = {(k, n)}, got {tuple(log_p.shape)}")
+        if not isinstance(log_p, torch.Tensor) or log_p.shape != (k, n):
+            got = tuple(log_p.shape) if isinstance(log_p, torch.Tensor) else type(log_p).__name__
+            raise ValueError(f"log_joint must return a tensor of shape (k, n) = {(k, n)}, got {got}")
+        if bool(torch.isnan(log_p).any()) or bool((log_p == float("inf")).any()):
+            # -inf is a legitimate log density (an impossible x); NaN and +inf are not.
+            raise ValueError("log_joint returned NaN or +infinite log densities; check the model and the data")
         chunk_lse.append(torch.logsumexp(log_p - log_q[start:start + k], dim=0))
     # log sum over all K = logsumexp of the per-chunk log sums; then divide by K.
     return torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(K)
@@ -76,8 +89,10 @@ def neg_elbo(model: nn.Module, x: torch.Tensor, *, n_samples: int = 1, batch_siz
     """
     _check_vae_like(model)
     check_tensor(x, "x")
+    check_not_empty(x, "x")
     check_positive_int(n_samples, "n_samples")
     check_positive_int(batch_size, "batch_size")
+    check_seed(seed)
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(seed)
@@ -104,7 +119,11 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, K: int = 100, *, batch_size: i
     """
     _check_vae_like(model)
     check_tensor(x, "x")
+    check_not_empty(x, "x")
+    check_positive_int(K, "K")
     check_positive_int(batch_size, "batch_size")
+    check_positive_int(chunk_size, "chunk_size")
+    check_seed(seed)
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=x.device).manual_seed(seed)

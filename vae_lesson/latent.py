@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_finite, check_positive_int, check_tensor
+from ._checks import (check_batch, check_finite, check_generator, check_image_shape, check_model_has_values,
+                      check_model_input, check_not_meta, check_positive_int, check_tensor)
 
 __all__ = [
     "encode_means", "decode_points", "class_centroids", "interpolate", "latent_grid", "decode_grid",
@@ -32,6 +33,12 @@ def _check_model(model) -> None:
     for attribute in ("n_in", "n_latent"):
         if not isinstance(getattr(model, attribute, None), int):
             raise TypeError(f"model must have an integer attribute {attribute} (VAE and AutoEncoder do)")
+    check_model_has_values(model)
+
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    parameter = next(model.parameters(), None)
+    return parameter.dtype if parameter is not None else torch.get_default_dtype()
 
 
 class _evaluating:
@@ -93,9 +100,12 @@ def decode_points(model: nn.Module, z: torch.Tensor, batch_size: int = 1000) -> 
 
 def _check_points(z, name: str, n_latent: int | None = None) -> torch.Tensor:
     check_tensor(z, name)
-    if z.dim() != 2 or z.shape[0] == 0:
+    if z.dim() != 2:
         hint = f"; for a single point use {name}.unsqueeze(0)" if z.dim() == 1 else ""
         raise ValueError(f"{name} must have shape (n_points, n_latent), got {tuple(z.shape)}{hint}")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty batch of points (n_points, n_latent), got an empty tensor of "
+                         f"shape {tuple(z.shape)}")
     if n_latent is not None and z.shape[1] != n_latent:
         raise ValueError(f"{name} has {z.shape[1]} latent dimensions but the model has n_latent={n_latent}")
     check_finite(z, name)
@@ -114,10 +124,14 @@ def class_centroids(z: torch.Tensor, labels, n_classes: int | None = None) -> to
         (n_classes, n_latent) tensor.
     """
     z = _check_points(z, "z")
-    labels = torch.as_tensor(labels)
+    try:
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"labels must be a tensor, array or list of integer class labels, got {labels!r:.60}") from None
+    check_not_meta(labels, "labels")
     if labels.dim() != 1 or len(labels) != len(z):
         raise ValueError(f"labels must have shape ({len(z)},) to match z, got {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.dtype == torch.bool:
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     labels = labels.to(device=z.device, dtype=torch.long)
     if int(labels.min()) < 0:
@@ -151,11 +165,14 @@ def interpolate(z_from: torch.Tensor, z_to: torch.Tensor, n_frames: int) -> torc
     """
     for value, name in ((z_from, "z_from"), (z_to, "z_to")):
         check_tensor(value, name)
-        if value.dim() != 1:
-            raise ValueError(f"{name} must be one latent point of shape (n_latent,), got {tuple(value.shape)}")
+        if value.dim() != 1 or len(value) == 0:
+            raise ValueError(f"{name} must be one latent point of shape (n_latent,) with n_latent >= 1, "
+                             f"got {tuple(value.shape)}" + (" (empty)" if value.numel() == 0 else ""))
         check_finite(value, name)
     if z_from.shape != z_to.shape:
         raise ValueError(f"z_from and z_to must have the same shape, got {tuple(z_from.shape)} and {tuple(z_to.shape)}")
+    if z_from.device != z_to.device:
+        raise ValueError(f"z_from is on {z_from.device} but z_to is on {z_to.device}; move both to one device")
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 2:
         raise ValueError(f"n_frames must be an integer >= 2 (both ends are included), got {n_frames!r}")
     s = torch.linspace(0.0, 1.0, n_frames, dtype=z_from.dtype, device=z_from.device).unsqueeze(1)
@@ -192,7 +209,7 @@ def decode_grid(model: nn.Module, extent: float = 2.0, n: int = 15) -> torch.Ten
         raise ValueError(f"a latent grid needs a 2-D latent space, but the model has n_latent={model.n_latent}; "
                          "use interpolate() or sample_prior() for higher dimensions")
     z, _ = latent_grid(extent, n)
-    return decode_points(model, z).reshape(n, n, model.n_in)
+    return decode_points(model, z.to(_dtype(model))).reshape(n, n, model.n_in)
 
 
 def all_pairs_frames(model: nn.Module, centroids: torch.Tensor, n_steps: int, image_shape) -> np.ndarray:
@@ -213,6 +230,7 @@ def all_pairs_frames(model: nn.Module, centroids: torch.Tensor, n_steps: int, im
     """
     _check_model(model)
     centroids = _check_points(centroids, "centroids", model.n_latent)
+    check_model_input(centroids, "centroids", model)
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2:
         raise ValueError(f"n_steps must be an integer >= 2, got {n_steps!r}")
     height, width = _check_image_shape(image_shape, model.n_in)
@@ -226,11 +244,8 @@ def all_pairs_frames(model: nn.Module, centroids: torch.Tensor, n_steps: int, im
 
 
 def _check_image_shape(image_shape, n_in: int) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_shape must be (H, W), got {image_shape!r}") from None
-    if height < 1 or width < 1 or height * width != n_in:
+    height, width = check_image_shape(image_shape)
+    if height * width != n_in:
         raise ValueError(f"image_shape {tuple(image_shape)} has {height * width} pixels but the model outputs {n_in}")
     return height, width
 
@@ -248,7 +263,6 @@ def sample_prior(model: nn.Module, n: int, generator: torch.Generator | None = N
     """
     _check_model(model)
     check_positive_int(n, "n")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    z = torch.randn(n, model.n_latent, generator=generator)
+    check_generator(generator)
+    z = torch.randn(n, model.n_latent, generator=generator).to(_dtype(model))  # drawn on the CPU, like the generator
     return decode_points(model, z)

@@ -11,9 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_reduce, check_same_device, check_same_shape, check_tensor, check_unit_interval
+from ._checks import (check_finite, check_reduce, check_same_device, check_same_shape, check_tensor,
+                      check_unit_interval)
 
 __all__ = ["gaussian_kl_divergence", "bernoulli_nll"]
+
+
+def _check_mean_of_empty(value: torch.Tensor, name: str, reduce: str) -> None:
+    # The mean over no elements is 0 / 0: refuse it rather than return NaN.
+    if reduce == "mean" and value.numel() == 0:
+        raise ValueError(f'{name} is empty (shape {tuple(value.shape)}), so reduce="mean" has nothing to average; '
+                         'use reduce="sum" or "no"')
 
 
 def _reduce(loss: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -35,6 +43,9 @@ def gaussian_kl_divergence(mean: torch.Tensor, ln_var: torch.Tensor, reduce: str
         reduce: ``"sum"`` over every element (not divided by the batch size), ``"mean"`` over every
             element, or ``"no"`` for the elementwise values.
 
+    NaN or infinite entries raise a ValueError (an infinite log variance has no finite KL to report),
+    and so does ``reduce="mean"`` of empty tensors; the sum over no elements is 0.
+
     Returns:
         A scalar tensor, or a tensor shaped like ``mean`` when ``reduce="no"``.
     """
@@ -43,6 +54,9 @@ def gaussian_kl_divergence(mean: torch.Tensor, ln_var: torch.Tensor, reduce: str
     check_tensor(ln_var, "ln_var")
     check_same_shape(mean, ln_var, "mean", "ln_var")
     check_same_device(mean, ln_var, "mean", "ln_var")
+    check_finite(mean, "mean")
+    check_finite(ln_var, "ln_var")
+    _check_mean_of_empty(mean, "mean", reduce)
     return _reduce(_gaussian_kl(mean, ln_var), reduce)
 
 
@@ -63,7 +77,7 @@ def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torc
 
     Args:
         x: (batch, n_in) targets in [0, 1]; grey values are allowed (continuous Bernoulli targets).
-        y: same shape as ``x``: the decoder's logits, before the sigmoid.
+        y: same shape as ``x``: the decoder's logits, before the sigmoid; finite (a ValueError otherwise).
         reduce: ``"sum"`` over every element (not divided by the batch size), ``"mean"``, or ``"no"``.
     """
     check_reduce(reduce)
@@ -72,6 +86,8 @@ def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torc
     check_same_shape(x, y, "x", "y")
     check_same_device(x, y, "x", "y")
     check_unit_interval(x, "x")
+    check_finite(y, "y")
+    _check_mean_of_empty(x, "x", reduce)
     return _reduce(_bernoulli_nll(x, y), reduce)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from ._checks import check_image_shape
+
 __all__ = [
     "plot_history", "show_reconstructions", "labelled_rows", "image_grid", "plot_latent_scatter", "plot_latent_map",
     "plot_frame_strip",
@@ -60,42 +62,54 @@ _register_notebook_display()
 # input handling
 # ---------------------------------------------------------------------------------------------------
 
-def _numpy(value, name: str) -> np.ndarray:
-    """A float NumPy copy of a tensor or array-like (detached, on the CPU)."""
+def _numpy(value, name: str, finite: bool = False) -> np.ndarray:
+    """A float NumPy copy of a tensor or array-like of real numbers (detached, on the CPU).
+
+    With ``finite=True``, NaN or infinite entries raise a ValueError naming ``name``.
+    """
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        if getattr(getattr(value, "device", None), "type", None) == "meta":
+            raise ValueError(f"{name} must hold values, got a tensor on the meta device (a shape without data)")
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            value = value.float()
+        value = value.numpy()
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}")
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} must hold real numbers, got complex dtype {np.asarray(value).dtype}")
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}") from None
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains {int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
     return array
 
 
 def _image_shape(image_shape) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_shape must be (H, W), got {image_shape!r}") from None
-    if height < 1 or width < 1:
-        raise ValueError(f"image_shape must be two positive integers, got {image_shape!r}")
-    return height, width
+    return check_image_shape(image_shape)
 
 
 def _images(images, image_shape, name: str) -> np.ndarray:
     """(n, H*W) or (n, H, W) images -> (n, H, W) floats in [0, 1]."""
     height, width = _image_shape(image_shape)
     array = _numpy(images, name)
+    if array.ndim >= 1 and 0 in array.shape:
+        raise ValueError(f"{name} is empty (shape {array.shape}): there are no images to draw")
     if array.ndim < 2 or array.shape[0] == 0 or math.prod(array.shape[1:]) != height * width:
         raise ValueError(f"{name} must have shape (n, {height * width}) or (n, {height}, {width}) for "
                          f"image_shape {(height, width)}, got {array.shape}")
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-        raise ValueError(f"{name} must hold pixel values in [0, 1], got values in [{np.nanmin(array):g}, "
-                         f"{np.nanmax(array):g}]")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold pixel values in [0, 1], but it contains "
+                         f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(f"{name} must hold pixel values in [0, 1], got values in [{array.min():g}, {array.max():g}]")
     return array.reshape(len(array), height, width)
 
 
 def _points_2d(points, name: str) -> np.ndarray:
-    array = _numpy(points, name)
+    array = _numpy(points, name, finite=True)
     if array.ndim != 2 or array.shape[1] != 2 or len(array) < 2:
         raise ValueError(f"{name} must be a sequence of at least two 2-D points, shape (n, 2), got {array.shape}")
     return array
@@ -139,6 +153,13 @@ def plot_history(history, title: str | None = None, fields=None, ylabel: str | N
         unknown = [f for f in fields if f not in train]
         if not fields or unknown:
             raise ValueError(f"fields must name recorded loss terms {sorted(train)}, got {fields}")
+    for split_name, split in (("train", train), ("test", test)):
+        for field in fields:
+            if field in split:
+                values = _numpy(split[field], f"history[{split_name!r}][{field!r}]", finite=True)
+                if values.ndim != 1:
+                    raise ValueError(f"history[{split_name!r}][{field!r}] must be a list of numbers, one per epoch, "
+                                     f"got shape {values.shape}")
     fig = Figure(figsize=(2.75 * len(fields) + 0.4, 3.0), layout="constrained")
     axes = fig.subplots(1, len(fields), squeeze=False)[0]
     for ax, field in zip(axes, fields):
@@ -219,7 +240,10 @@ def image_grid(images, image_shape, n_cols: int = 10, title: str | None = None, 
     if isinstance(n_cols, bool) or not isinstance(n_cols, int) or n_cols < 1:
         raise ValueError(f"n_cols must be a positive integer, got {n_cols!r}")
     if labels is not None:
-        labels = list(labels)
+        try:
+            labels = list(labels)
+        except TypeError:
+            raise TypeError(f"labels must be a sequence of captions, one per image, got {type(labels).__name__}") from None
         if len(labels) != len(array):
             raise ValueError(f"labels must have one entry per image ({len(array)}), got {len(labels)}")
     n_cols = min(n_cols, len(array))
@@ -250,7 +274,7 @@ def plot_frame_strip(frames, image_shape, ts=None, title: str | None = None) -> 
     """
     array = _images(frames, image_shape, "frames")
     if ts is not None:
-        ts = _numpy(ts, "ts").reshape(-1)
+        ts = _numpy(ts, "ts", finite=True).reshape(-1)
         if len(ts) != len(array):
             raise ValueError(f"ts must have one value per frame ({len(array)}), got {len(ts)}")
     height = 0.85 + (0.2 if ts is not None else 0.0) + (0.3 if title else 0.0)
@@ -303,13 +327,13 @@ def plot_latent_scatter(z, labels, classes=None, title: str | None = None, path=
     Returns:
         The Figure; the Axes holds one text per class at its centroid (gid "centroid-<class>").
     """
-    points = _numpy(z, "z")
+    points = _numpy(z, "z", finite=True)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
         raise ValueError(f"z must have shape (n, 2), got {points.shape}; embed higher-dimensional codes first "
                          "(e.g. with t-SNE)")
     label_array = _numpy(labels, "labels")
     if label_array.shape != (len(points),) or not np.all(label_array == np.round(label_array)) or label_array.min() < 0:
-        raise ValueError(f"labels must be {len(points)} non-negative integers, one per point, got shape "
+        raise ValueError(f"labels must be {len(points)} non-negative integers, one per point of z, got shape "
                          f"{label_array.shape}")
     label_array = label_array.astype(int)
     n_classes = int(label_array.max()) + 1 if classes is None else len(classes)
@@ -372,7 +396,7 @@ def plot_latent_map(images_grid, values, image_shape, title: str | None = None, 
     """
     height, width = _image_shape(image_shape)
     grid = _numpy(images_grid, "images_grid")
-    coords = _numpy(values, "values").reshape(-1)
+    coords = _numpy(values, "values", finite=True).reshape(-1)
     n = len(coords)
     if n < 2 or grid.ndim < 3 or grid.shape[:2] != (n, n) or math.prod(grid.shape[2:]) != height * width:
         raise ValueError(f"images_grid must have shape ({n}, {n}, {height * width}) to match {n} values and "

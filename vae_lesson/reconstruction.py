@@ -29,12 +29,12 @@ import torch
 from torch import nn
 
 from ._activations import activation_from_name
-from ._checks import (check_batch, check_positive_int, check_same_device, check_same_shape, check_tensor,
-                      check_unit_interval)
+from ._checks import (check_finite, check_positive_int, check_same_device, check_same_shape, check_seed,
+                      check_tensor, check_unit_interval)
 from .autoencoder import AutoEncoder
 from .checkpoint import register_model
 from .losses import _bernoulli_nll, _gaussian_kl
-from .reparameterize import gaussian
+from .reparameterize import _gaussian
 from .vae import VAE
 
 __all__ = ["KINDS", "REDUCTIONS", "reconstruction_loss", "effective_beta", "ReconstructionLoss",
@@ -110,6 +110,7 @@ def reconstruction_loss(x: torch.Tensor, logits: torch.Tensor, kind: str = "bce"
     if x.dim() < 2 or x.shape[0] == 0 or x[0].numel() == 0:
         raise ValueError(f"x must be a non-empty batch of images (batch, pixels...), got shape {tuple(x.shape)}")
     check_unit_interval(x, "x")
+    check_finite(logits, "logits")
     return _reduce(_per_pixel(x, logits, kind), reduction)
 
 
@@ -175,8 +176,7 @@ class ReconstructionAE(AutoEncoder):
 
     def loss(self, x: torch.Tensor) -> ReconstructionLoss:
         """x: (batch, n_in) in [0, 1] -> ReconstructionLoss of scalars."""
-        check_batch(x, "x", self.n_in)
-        check_unit_interval(x, "x")
+        self._check_data(x, "x")
         logits = self._decode(self._encode(x), sigmoid=False)
         total = _reduce(_per_pixel(x, logits, self.kind), self.reduction)
         with torch.no_grad():
@@ -220,10 +220,9 @@ class ReductionVAE(VAE):
 
     def loss(self, x: torch.Tensor) -> ReductionVAELoss:
         """x: (batch, n_in) in [0, 1] -> ReductionVAELoss of scalars (one sample of z per image)."""
-        check_batch(x, "x", self.n_in)
-        check_unit_interval(x, "x")
+        self._check_data(x, "x")
         mean, ln_var = self._encode(x)
-        logits = self._decode(gaussian(mean, ln_var), sigmoid=False)
+        logits = self._decode(_gaussian(mean, ln_var), sigmoid=False)
         per_pixel = _bernoulli_nll(x, logits)
         kl = _gaussian_kl(mean, ln_var).sum() / x.shape[0]
         total = _reduce(per_pixel, self.reduction) + kl
@@ -256,9 +255,14 @@ def train_steps(model: nn.Module, x: torch.Tensor, *, optimizer: str = "sgd", lr
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     check_positive_int(num_steps, "num_steps")
     check_positive_int(batch_size, "batch_size")
+    check_seed(seed)
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
+        raise TypeError(f"model must be a torch.nn.Module with a loss(x) method, got {type(model).__name__}")
     check_tensor(x, "x")
     if x.dim() != 2 or len(x) < batch_size:
         raise ValueError(f"x must have shape (N, n_in) with N >= batch_size={batch_size}, got {tuple(x.shape)}")
+    check_finite(x, "x")
+    check_unit_interval(x, "x")
     model = copy.deepcopy(model) if copy_model else model
     model.train()
     opt = (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)

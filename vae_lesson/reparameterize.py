@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_same_device, check_same_shape, check_tensor
+from ._checks import check_finite, check_same_device, check_same_shape, check_tensor
 
 __all__ = ["gaussian"]
 
@@ -29,11 +29,19 @@ def gaussian(mean: torch.Tensor, ln_var: torch.Tensor, eps: torch.Tensor | None 
     check_tensor(ln_var, "ln_var")
     check_same_shape(mean, ln_var, "mean", "ln_var")
     check_same_device(mean, ln_var, "mean", "ln_var")
-    if eps is None:
-        eps = torch.randn_like(mean)
-    else:
+    check_finite(mean, "mean")
+    check_finite(ln_var, "ln_var")
+    if eps is not None:
         check_tensor(eps, "eps")
         check_same_shape(mean, eps, "mean", "eps")
         check_same_device(mean, eps, "mean", "eps")
+        check_finite(eps, "eps")
+    return _gaussian(mean, ln_var, eps, return_eps)
+
+
+def _gaussian(mean: torch.Tensor, ln_var: torch.Tensor, eps: torch.Tensor | None = None, return_eps: bool = False):
+    # Unchecked sampler for the models' losses: a NaN there must reach the loss, where train() reports it.
+    if eps is None:
+        eps = torch.randn_like(mean)
     z = mean + torch.exp(0.5 * ln_var) * eps
     return (z, eps) if return_eps else z

@@ -19,11 +19,12 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._activations import activation_from_name
-from ._checks import check_batch, check_kl_weight, check_tensor
+from ._checks import (check_batch, check_finite, check_generator, check_kl_weight, check_model_has_values,
+                      check_model_input, check_not_meta, check_same_device, check_tensor)
 from .checkpoint import register_model
 from .gif import figure_to_array
-from .losses import gaussian_kl_divergence
-from .reparameterize import gaussian
+from .losses import _gaussian_kl
+from .reparameterize import _gaussian
 from .vae import VAE, VAELoss
 
 __all__ = [
@@ -42,27 +43,47 @@ UNROLL_METHODS = ("isomap", "lle")
 # --------------------------------------------------------------------------------------------------
 # Input checks for NumPy arrays (the torch ones live in _checks.py)
 
+def _to_numpy(value, name: str):
+    """A tensor's values as a NumPy array (a meta tensor has none); anything else unchanged."""
+    if isinstance(value, torch.Tensor):
+        check_not_meta(value, name)
+        value = value.detach().cpu()
+        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    return value
+
+
 def _points(points, name: str = "points", dims: int = 3) -> np.ndarray:
     """``points`` as a float64 array of shape (n, dims) with finite entries, or a clear error."""
-    if isinstance(points, torch.Tensor):
-        points = points.detach().cpu().numpy()
-    array = np.asarray(points)
+    array = np.asarray(_to_numpy(points, name))
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != dims or len(array) == 0:
-        raise ValueError(f"{name} must have shape (n, {dims}) with n >= 1, got {array.shape}")
+        raise ValueError(f"{name} must have shape (n, {dims}) with n >= 1, got {array.shape}"
+                         + (" (empty)" if array.size == 0 else ""))
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array.astype(np.float64)
 
 
-def _values(values, n: int, name: str) -> np.ndarray:
+def _n_columns(points, default: int) -> int:
+    """The number of columns of a 2-D array-like (checked later by _points), else ``default``."""
+    shape = tuple(points.shape) if isinstance(points, torch.Tensor) else np.shape(points)
+    return shape[-1] if len(shape) == 2 else default
+
+
+def _values(values, n: int, name: str, partner: str = "points") -> np.ndarray:
     """A finite 1-D array of length ``n`` (one value per point), or a clear error."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values, dtype=np.float64)
+    values = _to_numpy(values, name)
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    if np.iscomplexobj(values) or np.asarray(values).dtype == bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(values).dtype}")
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r:.60}") from None
     if array.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one value per point, got {array.shape}")
+        raise ValueError(f"{name} must have shape ({n},), one value per row of {partner}, got {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
@@ -108,8 +129,24 @@ def arc_length(t) -> np.ndarray:
     With the height it gives the roll's exact flat coordinates (arc_length(t), h), in which distances
     on the sheet are straight-line distances.
     """
-    t = np.asarray(t, dtype=np.float64)
+    t = _real_array(t, "t")
     return 0.5 * (t * np.sqrt(1.0 + t * t) + np.arcsinh(t))
+
+
+def _real_array(value, name: str) -> np.ndarray:
+    """Finite real numbers of any shape (a number, an array, a tensor) as float64."""
+    value = _to_numpy(value, name)
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(value).__name__}")
+    if np.iscomplexobj(value) or np.asarray(value).dtype == bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(value).dtype}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r:.60}") from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
 
 
 def shortcut_pair(points, t, min_gap: float = math.pi) -> tuple[int, int]:
@@ -120,7 +157,7 @@ def shortcut_pair(points, t, min_gap: float = math.pi) -> tuple[int, int]:
     """
     points = _points(points)
     t = _values(t, len(points), "t")
-    if not (isinstance(min_gap, (int, float)) and min_gap > 0):
+    if isinstance(min_gap, bool) or not (isinstance(min_gap, (int, float)) and 0 < min_gap < math.inf):
         raise ValueError(f"min_gap must be a positive number, got {min_gap!r}")
     dist = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
     dist[np.abs(t[:, None] - t[None, :]) < min_gap] = np.inf
@@ -193,7 +230,9 @@ def to_unit_cube(points, scaling: CubeScaling | None = None,
         cube: (n, d) tensor of ``dtype`` with entries in [0, 1].
         scaling: what :func:`from_unit_cube` needs to undo it.
     """
-    points = _points(points, dims=np.shape(points)[-1] if np.ndim(points) == 2 else 3)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
+    points = _points(points, dims=_n_columns(points, 3))
     if scaling is None:
         offset = points.min(axis=0)
         scale = float((points.max(axis=0) - offset).max())
@@ -236,7 +275,7 @@ def unroll(points, method: str = "isomap", n_neighbors: int = 10, seed: int = 0)
 
     if method not in UNROLL_METHODS:
         raise ValueError(f'method must be "isomap" or "lle", got {method!r}')
-    points = _points(points, dims=np.shape(points)[-1] if np.ndim(points) == 2 else 3)
+    points = _points(points, dims=_n_columns(points, 3))
     n_neighbors = _int(n_neighbors, "n_neighbors")
     if n_neighbors >= len(points):
         raise ValueError(f"n_neighbors must be smaller than the number of points ({len(points)}), got {n_neighbors}")
@@ -251,10 +290,13 @@ def spearman(a, b) -> float:
     """Spearman's rank correlation of two length-n sequences: +1 or -1 when one orders the other exactly."""
     from scipy.stats import spearmanr
 
-    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
+    a = _real_array(a, "a")
     if a.ndim != 1 or len(a) < 2:
         raise ValueError(f"a must be a 1-D sequence of at least 2 values, got shape {a.shape}")
-    b = _values(b, len(a), "b")
+    b = _values(b, len(a), "b", partner="a")
+    for values, name in ((a, "a"), (b, "b")):
+        if np.all(values == values[0]):
+            raise ValueError(f"{name} is constant, so it has no ranks to correlate (Spearman's rho is undefined)")
     return float(spearmanr(a, b)[0])
 
 
@@ -264,8 +306,8 @@ def fit_direction(coords, target) -> np.ndarray:
     Returns (n,) values c @ w + w0. A VAE's latent space can be rotated freely (the prior N(0, I) looks
     the same from every angle), so "its first coordinate" means nothing; this is the best direction.
     """
-    coords = _points(coords, "coords", dims=np.shape(coords)[-1] if np.ndim(coords) == 2 else 2)
-    target = _values(target, len(coords), "target")
+    coords = _points(coords, "coords", dims=_n_columns(coords, 2))
+    target = _values(target, len(coords), "target", partner="coords")
     design = np.c_[coords, np.ones(len(coords))]
     weights = np.linalg.lstsq(design, target, rcond=None)[0]
     return design @ weights
@@ -281,11 +323,13 @@ def neighbour_r2(coords, target, n_neighbors: int = 10) -> float:
     """
     from sklearn.neighbors import NearestNeighbors
 
-    coords = _points(coords, "coords", dims=np.shape(coords)[-1] if np.ndim(coords) == 2 else 2)
-    target = _values(target, len(coords), "target")
+    coords = _points(coords, "coords", dims=_n_columns(coords, 2))
+    target = _values(target, len(coords), "target", partner="coords")
     n_neighbors = _int(n_neighbors, "n_neighbors")
     if n_neighbors >= len(coords):
         raise ValueError(f"n_neighbors must be smaller than the number of points ({len(coords)}), got {n_neighbors}")
+    if np.all(target == target[0]):
+        raise ValueError("target is constant, so there is no variation to predict (R^2 is undefined)")
     _, index = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(coords).kneighbors(coords)
     guess = target[index[:, 1:]].mean(axis=1)  # column 0 is the point itself
     return float(1.0 - ((target - guess) ** 2).sum() / ((target - target.mean()) ** 2).sum())
@@ -297,8 +341,24 @@ def neighbour_r2(coords, target, n_neighbors: int = 10) -> float:
 def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, ln_var: torch.Tensor) -> torch.Tensor:
     """-log N(x | mean, exp(ln_var)) elementwise: 0.5 * (log(2 pi) + ln_var + (x - mean)**2 / exp(ln_var)).
 
-    ``ln_var`` broadcasts against ``x`` (e.g. shape (d,) for one variance per coordinate).
+    ``ln_var`` broadcasts against ``x`` (e.g. shape (d,) for one variance per coordinate). All three must be
+    finite float tensors on one device whose shapes broadcast.
     """
+    for value, name in ((x, "x"), (mean, "mean"), (ln_var, "ln_var")):
+        check_tensor(value, name)
+        check_finite(value, name)
+    check_same_device(x, mean, "x", "mean")
+    check_same_device(x, ln_var, "x", "ln_var")
+    try:
+        torch.broadcast_shapes(x.shape, mean.shape, ln_var.shape)
+    except RuntimeError:
+        raise ValueError(f"the shapes of x {tuple(x.shape)}, mean {tuple(mean.shape)} and ln_var "
+                         f"{tuple(ln_var.shape)} do not broadcast") from None
+    return _gaussian_nll(x, mean, ln_var)
+
+
+def _gaussian_nll(x: torch.Tensor, mean: torch.Tensor, ln_var: torch.Tensor) -> torch.Tensor:
+    # Unchecked, for PointVAE's loss: a NaN there must reach the loss, where train() reports it.
     return 0.5 * (math.log(2 * math.pi) + ln_var + (x - mean) ** 2 * torch.exp(-ln_var))
 
 
@@ -348,15 +408,27 @@ class PointVAE(VAE):
         check_tensor(z, "z")
         if z.dim() < 2 or z.shape[-1] != self.n_latent:
             raise ValueError(f"z must have shape (batch, {self.n_latent}), got {tuple(z.shape)}")
+        if z.numel() == 0:
+            raise ValueError(f"z is an empty batch (shape {tuple(z.shape)})")
+        check_model_input(z, "z", self)
+        check_finite(z, "z")
         return self._decode(z, sigmoid=False)
+
+    def _check_data(self, x, name: str) -> torch.Tensor:
+        """A (batch, n_in) batch of finite points with the weights' dtype and device (any real values:
+        points are not pixels)."""
+        check_batch(x, name, self.n_in)
+        check_model_input(x, name, self)
+        check_finite(x, name)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct x (batch, n_in) from the mean of q(z|x), without sampling."""
-        return self.decode(self.encode(x)[0])
+        return self._decode(self.encode(x)[0], sigmoid=False)  # x is checked; the code comes from the weights
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) under the Gaussian decoder, summed over coordinates: x (batch, n_in), z (..., batch, n_latent) -> (..., batch)."""
-        return -gaussian_nll(x, self._decode(z, sigmoid=False), self.x_ln_var).sum(-1)
+        return -_gaussian_nll(x, self._decode(z, sigmoid=False), self.x_ln_var).sum(-1)
 
     @property
     def decoder_std(self) -> torch.Tensor:
@@ -366,11 +438,14 @@ class PointVAE(VAE):
     def sample(self, n: int, generator: torch.Generator | None = None, noise: bool = False) -> torch.Tensor:
         """n points generated from the prior: z ~ N(0, I), then decode(z) (plus the decoder's noise if ``noise``)."""
         n = _int(n, "n")
+        check_generator(generator)
+        check_model_has_values(self)
+        weight = self.ld1.weight
         with torch.no_grad():
-            z = torch.randn(n, self.n_latent, generator=generator)
+            z = torch.randn(n, self.n_latent, generator=generator).to(weight)  # drawn on the CPU, like the generator
             x = self.decode(z)
             if noise:
-                x = x + self.decoder_std * torch.randn(x.shape, generator=generator)
+                x = x + self.decoder_std * torch.randn(x.shape, generator=generator).to(weight)
         return x
 
     def loss(self, x: torch.Tensor, C: float = 1.0, k: int = 1, eps: torch.Tensor | None = None) -> VAELoss:
@@ -386,7 +461,7 @@ class PointVAE(VAE):
             k: samples of z per point for the reconstruction term.
             eps: optional fixed noise (k, batch, n_latent) for z; drawn from torch's generator when omitted.
         """
-        check_batch(x, "x", self.n_in)
+        self._check_data(x, "x")
         k = _int(k, "k")
         check_kl_weight(C)
         mean, ln_var = self._encode(x)
@@ -395,18 +470,20 @@ class PointVAE(VAE):
             check_tensor(eps, "eps")
             if tuple(eps.shape) != shape:
                 raise ValueError(f"eps must have shape (k, batch, n_latent) = {shape}, got {tuple(eps.shape)}")
+            check_model_input(eps, "eps", self)
+            check_finite(eps, "eps")
         # All k samples in one batched pass: z has shape (k, batch, n_latent).
-        z = gaussian(mean.expand(shape), ln_var.expand(shape), eps)
+        z = _gaussian(mean.expand(shape), ln_var.expand(shape), eps)
         reconstruction = -self.log_likelihood(x, z).sum() / (k * len(x))
-        kl = C * gaussian_kl_divergence(mean, ln_var) / len(x)
+        kl = C * _gaussian_kl(mean, ln_var).sum() / len(x)
         return VAELoss(reconstruction + kl, reconstruction, kl)
 
 
 def latent_grid(n: int = 21, limit: float = 2.5) -> torch.Tensor:
     """(n * n, 2) points of a square grid over [-limit, limit]^2, row by row (the second coordinate varies fastest)."""
     n = _int(n, "n", minimum=2)
-    if not (isinstance(limit, (int, float)) and limit > 0):
-        raise ValueError(f"limit must be a positive number, got {limit!r}")
+    if isinstance(limit, bool) or not (isinstance(limit, (int, float)) and 0 < limit < math.inf):
+        raise ValueError(f"limit must be a finite positive number, got {limit!r}")
     ticks = torch.linspace(-limit, limit, n)
     return torch.cartesian_prod(ticks, ticks)
 

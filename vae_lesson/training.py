@@ -7,7 +7,6 @@ training and the test set, so the reconstruction and KL curves can be plotted se
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ._checks import check_batch, check_finite, check_positive_int, check_tensor, check_unit_interval
+from ._checks import (check_batch, check_finite, check_model_input, check_number, check_positive_int, check_seed,
+                      check_tensor, check_unit_interval)
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, resolve_checkpoint_path, save_checkpoint
 
 __all__ = ["History", "NonFiniteLossError", "set_seed", "train", "evaluate", "load_or_train"]
@@ -30,6 +30,9 @@ class NonFiniteLossError(FloatingPointError):
 
 def set_seed(seed: int) -> None:
     """Seed Python's, NumPy's and torch's generators (call before building a model)."""
+    check_seed(seed)
+    if not 0 <= seed < 2**32:  # NumPy's range; checked before any generator is touched
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -63,12 +66,21 @@ class History:
             split.setdefault(key, []).append(value)
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
+        raise TypeError(f"model must be a torch.nn.Module with a loss(x) method, got {type(model).__name__}")
+
+
 def _check_data(x, name: str, model: nn.Module) -> None:
     check_tensor(x, name)
     if x.dim() < 2 or x.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty batch of examples (examples along dim 0), got shape {tuple(x.shape)}")
+    if hasattr(model, "n_in") and x.dim() > 2:  # an MLP takes flat examples: (batch, n_in)
+        raise ValueError(f"{name} must have shape (batch, {model.n_in}) for this model, got {tuple(x.shape)}; "
+                         f"flatten the examples with {name}.reshape(len({name}), -1)")
     if x.dim() == 2 and hasattr(model, "n_in"):
         check_batch(x, name, model.n_in)
+    check_model_input(x, name, model)
     # One aminmax pass proves the data finite and inside [0, 1] (NaN fails the comparison, inf lies outside);
     # the two full checks (an isfinite pass each, ~15x slower than aminmax here) run only to word the error.
     if x.numel() and not _finite_unit_interval(x):
@@ -94,8 +106,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, seed:
     The model's sampling uses its own seeded generator state, so the result depends only on the weights,
     and the caller's random stream is left untouched.
     """
+    _check_model(model)
     _check_data(x, "x", model)
     check_positive_int(batch_size, "batch_size")
+    check_seed(seed)
     was_training = model.training
     model.eval()
     sums = None
@@ -140,12 +154,11 @@ def train(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None =
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (before the step that would spread it).
     """
-    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
-        raise TypeError(f"model must be a torch.nn.Module with a loss(x) method, got {type(model).__name__}")
+    _check_model(model)
     check_positive_int(num_epochs, "num_epochs")
     check_positive_int(batch_size, "batch_size")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_number(lr, "lr", positive=True)
+    check_seed(seed)
     _check_data(x_train, "x_train", model)
     if x_test is not None:
         _check_data(x_test, "x_test", model)

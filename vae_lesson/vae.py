@@ -15,10 +15,11 @@ from torch import nn
 
 from ._activations import activation_from_name, activation_name
 from .checkpoint import register_model
-from ._checks import check_batch, check_kl_weight, check_positive_int, check_unit_interval
+from ._checks import (check_batch, check_finite, check_kl_weight, check_model_input, check_positive_int,
+                      check_unit_interval)
 from .initializers import xavier_init_
 from .losses import _bernoulli_nll, _gaussian_kl
-from .reparameterize import gaussian
+from .reparameterize import _gaussian as gaussian  # unchecked: a NaN must reach the loss, where train() reports it
 
 __all__ = ["VAE", "VAELoss"]
 
@@ -34,6 +35,14 @@ class VAELoss(NamedTuple):
     total: torch.Tensor
     reconstruction: torch.Tensor
     kl: torch.Tensor
+
+
+def _check_codes(model: nn.Module, z, name: str) -> torch.Tensor:
+    """Latent codes for ``model.decode``: a finite (batch, n_latent) batch with the weights' dtype and device."""
+    check_batch(z, name, model.n_latent)
+    check_model_input(z, name, model)
+    check_finite(z, name)
+    return z
 
 
 @register_model
@@ -73,12 +82,20 @@ class VAE(nn.Module):
 
     def forward(self, x: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
         """Reconstruct ``x`` (batch, n_in) by decoding the mean of q(z|x): no sampling."""
-        return self.decode(self.encode(x)[0], sigmoid)
+        # x is checked; the code is not: weights that diverged give NaN here, which the caller should see
+        return self._decode(self.encode(x)[0], sigmoid)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (batch, n_in) -> (mean, ln_var), each (batch, n_latent): the Gaussian q(z|x)."""
-        check_batch(x, "x", self.n_in)
+        self._check_data(x, "x")
         return self._encode(x)
+
+    def _check_data(self, x, name: str) -> torch.Tensor:
+        """A (batch, n_in) batch of pixel intensities in [0, 1], with the weights' dtype and device."""
+        check_batch(x, name, self.n_in)
+        check_model_input(x, name, self)
+        check_unit_interval(x, name)
+        return x
 
     def _encode(self, x):
         h1 = self.act_func(self.le1(x))
@@ -87,7 +104,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
         """z: (batch, n_latent) -> (batch, n_in) pixel probabilities, or logits if ``sigmoid=False``."""
-        check_batch(z, "z", self.n_latent)
+        _check_codes(self, z, "z")
         return self._decode(z, sigmoid)
 
     def _decode(self, z, sigmoid=True):
@@ -107,8 +124,7 @@ class VAE(nn.Module):
             C: weight of the KL term (1 gives the ELBO; the article's regularization knob).
             k: number of Monte Carlo samples of z per image for the reconstruction term.
         """
-        check_batch(x, "x", self.n_in)
-        check_unit_interval(x, "x")
+        self._check_data(x, "x")
         check_positive_int(k, "k")
         check_kl_weight(C)
         batch_size = x.shape[0]

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from ._checks import check_finite, check_positive_int, check_tensor, check_unit_interval
+from ._checks import (check_finite, check_model_input, check_not_meta, check_positive_int, check_tensor,
+                      check_unit_interval)
 from .checkpoint import register_model
 
 __all__ = ["Quantized", "VectorQuantizer", "VQVAELoss", "VQVAE", "codebook_usage", "perplexity",
@@ -64,9 +65,17 @@ def perplexity(counts) -> torch.Tensor:
     Equals the number of used codes when they are used equally often, 1 when one code is used for
     everything. counts: (n_codes,) non-negative numbers, not all zero. Returns a scalar tensor.
     """
-    counts = torch.as_tensor(counts, dtype=torch.float64) if not isinstance(counts, torch.Tensor) else counts
+    if not isinstance(counts, torch.Tensor):
+        try:
+            counts = torch.as_tensor(counts, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"counts must be a tensor, array or list of code counts, got {counts!r:.60}") from None
+    check_not_meta(counts, "counts")
+    if counts.is_complex() or counts.dtype == torch.bool:
+        raise TypeError(f"counts must hold real numbers of uses per code, got dtype {counts.dtype}")
     if counts.dim() != 1 or counts.numel() == 0:
-        raise ValueError(f"counts must be a non-empty 1-D tensor of code counts, got shape {tuple(counts.shape)}")
+        raise ValueError(f"counts must be a non-empty 1-D tensor of code counts, got shape {tuple(counts.shape)}"
+                         + (" (empty)" if counts.numel() == 0 else ""))
     counts = counts.double() if not counts.is_floating_point() else counts
     check_finite(counts, "counts")
     if bool((counts < 0).any()) or float(counts.sum()) <= 0:
@@ -100,6 +109,10 @@ class VectorQuantizer(nn.Module):
         check_tensor(z_e, "z_e")
         if z_e.dim() != 4 or z_e.shape[1] != self.code_dim:
             raise ValueError(f"z_e must have shape (batch, code_dim={self.code_dim}, h, w), got {tuple(z_e.shape)}")
+        if z_e.numel() == 0:
+            raise ValueError(f"z_e is an empty batch (shape {tuple(z_e.shape)}): there is nothing to quantize")
+        check_model_input(z_e, "z_e", self)
+        check_finite(z_e, "z_e")
 
     def nearest(self, z_e: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code (squared Euclidean distance) at every position: (batch, h, w) int64."""
@@ -117,9 +130,16 @@ class VectorQuantizer(nn.Module):
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (batch, h, w) int -> the codes as a map (batch, code_dim, h, w)."""
         if not isinstance(indices, torch.Tensor) or indices.dtype not in (torch.int64, torch.int32):
-            raise TypeError("indices must be an int64 or int32 tensor of code indices")
+            got = f"dtype {indices.dtype}" if isinstance(indices, torch.Tensor) else type(indices).__name__
+            raise TypeError(f"indices must be an int64 or int32 tensor of code indices, got {got}")
+        check_not_meta(indices, "indices")
         if indices.dim() != 3:
             raise ValueError(f"indices must have shape (batch, h, w), got {tuple(indices.shape)}")
+        if indices.numel() == 0:
+            raise ValueError(f"indices is an empty batch (shape {tuple(indices.shape)})")
+        if indices.device != self.codebook.weight.device:
+            raise ValueError(f"indices is on device {indices.device} but the codebook is on "
+                             f"{self.codebook.weight.device}; move it with indices.to({str(self.codebook.weight.device)!r})")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.n_codes):
             raise ValueError(f"indices must lie in 0..{self.n_codes - 1}, got {int(indices.min())}..{int(indices.max())}")
         return self.codebook(indices.long()).permute(0, 3, 1, 2)
@@ -127,6 +147,10 @@ class VectorQuantizer(nn.Module):
     def forward(self, z_e: torch.Tensor) -> Quantized:
         """Quantize an encoder map z_e (batch, code_dim, h, w); see :class:`Quantized` for the outputs."""
         self._check_map(z_e)
+        return self._quantize(z_e)
+
+    def _quantize(self, z_e: torch.Tensor) -> Quantized:
+        # Unchecked, for VQVAE: an encoder that diverged must reach the loss, where train() reports it.
         indices = self._nearest(z_e)
         e = self.codebook(indices).permute(0, 3, 1, 2)          # (b, D, h, w), differentiable w.r.t. the codebook
         codebook_loss = F.mse_loss(e, z_e.detach())               # moves codes towards encoder outputs
@@ -217,10 +241,12 @@ class VQVAE(nn.Module):
         elif x.dim() == 3 and c == 1:
             x = x.unsqueeze(1)
         if x.dim() != 4 or x.shape[1] != c or x.shape[2:] != (s, s) or x.shape[0] == 0:
-            raise ValueError(f"{name} must be a non-empty batch of {s}x{s} images with {c} channel(s): "
+            raise ValueError(f"{name} must be shaped like a non-empty batch of {s}x{s} images with {c} channel(s): "
                              f"(batch, {c}, {s}, {s})"
                              + (f", (batch, {s}, {s}) or (batch, {s * s})" if c == 1 else "")
                              + f", got {tuple(x.shape)}")
+        check_model_input(x, name, self)
+        check_unit_interval(x, name)
         return x.contiguous(memory_format=torch.channels_last)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,13 +263,12 @@ class VQVAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct images: (batch, in_channels, S, S) in [0, 1] (deterministic: no sampling)."""
-        return torch.sigmoid(self.decoder(self.quantizer(self.encode(x)).z_q))
+        return torch.sigmoid(self.decoder(self.quantizer._quantize(self.encode(x)).z_q))
 
     def loss(self, x: torch.Tensor) -> VQVAELoss:
         """The VQ-VAE loss of a batch of images in [0, 1]; see :class:`VQVAELoss` for the reductions."""
         x = self._images(x)
-        check_unit_interval(x, "x")
-        q = self.quantizer(self.encoder(x))
+        q = self.quantizer._quantize(self.encoder(x))
         x_hat = torch.sigmoid(self.decoder(q.z_q))
         reconstruction = F.mse_loss(x_hat, x)
         total = reconstruction + q.codebook_loss + q.commitment_loss
@@ -272,7 +297,9 @@ def plot_code_usage(counts, title: str | None = None) -> Figure:
     counts: (n_codes,) counts from :func:`codebook_usage`. The legend gives the perplexity and the number of
     codes used at least once.
     """
-    counts = np.asarray(torch.as_tensor(counts).detach().cpu(), dtype=float)
+    perplexity(counts)  # validates counts: real, finite, 1-D, non-negative, positive sum
+    counts = (counts if isinstance(counts, torch.Tensor) else torch.as_tensor(counts, dtype=torch.float64))
+    counts = counts.detach().cpu().double().numpy()
     if counts.ndim != 1 or counts.size == 0 or counts.sum() <= 0 or (counts < 0).any():
         raise ValueError("counts must be a 1-D array of non-negative code counts with a positive sum")
     share = np.sort(counts)[::-1] / counts.sum() * 100
