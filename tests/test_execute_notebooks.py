@@ -2,6 +2,7 @@
 runs the gathering chapters last, and fails loudly naming the notebook and the cell."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,9 +83,13 @@ def test_executes_caches_skips_and_reruns(book):
 
     # the package changed: jupyter-cache cannot see it, the fingerprint does, and everything runs again
     (book / "vae_lesson" / "__init__.py").write_text("VERSION = 2\n")
+    source = book / "notebooks" / "01_a.ipynb"
+    os.utime(source, (1_000_000, 1_000_000))
     result = _run(book, "--jobs", "2")
     assert result.returncode == 0 and "executing every notebook" in result.stdout
     assert sorted(_log(book)) == ["01_a", "02_b", "10"]
+    # re-executed pages look new to Sphinx, which re-renders only sources newer than their last build
+    assert source.stat().st_mtime > 1_000_000
 
 
 def test_a_failing_notebook_stops_with_its_name_and_cell(book):
