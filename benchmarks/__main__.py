@@ -1,7 +1,8 @@
 """``python -m benchmarks [--quick]``: run the benchmarks and end with two machine-readable lines.
 
 Modules: ``training`` and ``quality`` run by default; ``ablation`` (one idea at a time) with
-``--only ablation``; a new benchmark module gets a ``run`` function and a branch in :func:`run` below.
+``--only ablation``; ``build`` (a cold and a warm book build, several minutes) with ``--only build``.
+A new benchmark module gets a ``run`` function and a branch in :func:`run` below.
 Whenever the training benchmark runs, the last two lines are
 
     throughput ratio vs reference (batch 100): R
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import ablation, machine, quality, training
+from . import ablation, build, machine, quality, training
 
 HEADLINE_BATCH = 100
 TARGET_RATIO, TARGET_FRACTION = 1.5, 0.60  # vl.train at batch 100: speed-up over the reference, share of peak
@@ -42,6 +43,7 @@ class Config:
     n_latent: int = 20
     n_h: int = 500
     only: tuple = ("training", "quality")
+    fast_build: bool = False  # the build benchmark in fast mode (VAE_LESSON_FAST=1): checks the measurement only
     data: tuple | None = field(default=None, repr=False)  # (x_train, x_test) flat in [0, 1]; None: MNIST
 
     @classmethod
@@ -51,7 +53,7 @@ class Config:
     @classmethod
     def quick(cls, **changes) -> "Config":
         settings = dict(batch_sizes=(HEADLINE_BATCH, 500), rounds=4, examples_per_round=1000, quality_epochs=1,
-                        quality_seeds=(0, 1), n_train=1000, n_test=500)
+                        quality_seeds=(0, 1), n_train=1000, n_test=500, fast_build=True)
         settings.update(changes)
         return cls(**settings)
 
@@ -81,8 +83,13 @@ def run(config: Config) -> dict:
         threads = tuple(sorted({*threads, headline_threads}))
     for line in machine.header_lines():
         print(line)
-    x_train, x_test = _load(config)
     results = {}
+    if "build" in config.only:
+        results["build"] = build.run(fast=config.fast_build)
+        if set(config.only) == {"build"}:
+            print(f"\nwall time: {time.perf_counter() - started:.0f} s")
+            return results
+    x_train, x_test = _load(config)
     if "training" in config.only:
         results["training"] = training.run(
             x_train, batch_sizes=config.batch_sizes, threads=threads,
@@ -113,8 +120,8 @@ def parse_args(argv=None) -> Config:
     parser.add_argument("--threads", type=lambda s: tuple(int(t) for t in s.split(",")), default=(),
                         help="comma-separated thread counts to compare (default: 1, the default and the cores)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per batch size")
-    parser.add_argument("--only", type=lambda s: tuple(s.split(",")), help="comma-separated: training,quality,ablation "
-                        "(default: training,quality; the ablation is run only when named)")
+    parser.add_argument("--only", type=lambda s: tuple(s.split(",")), help="comma-separated: training,quality,ablation,build "
+                        "(default: training,quality; the ablation and the book build run only when named)")
     args = parser.parse_args(argv)
     changes = {"threads": args.threads}
     if args.rounds is not None:

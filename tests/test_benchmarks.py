@@ -215,3 +215,12 @@ def test_ablation_times_every_variant(digits, capsys):
     for name in (*ablation.LADDER, *ablation.SIDE):
         assert name in out and len(result["training"].rates[name]) == 1
     assert "inference_mode" in out
+
+
+def test_the_build_benchmark_is_run_only_when_named():
+    from benchmarks.__main__ import parse_args
+
+    assert "build" not in parse_args([]).only
+    config = parse_args(["--only", "build", "--quick"])
+    assert config.only == ("build",) and config.fast_build
+    assert not parse_args(["--only", "build"]).fast_build
