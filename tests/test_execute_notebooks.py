@@ -101,3 +101,11 @@ def test_a_failing_notebook_stops_with_its_name_and_cell(book):
     assert "    return 1 / 0" in result.stderr  # the failing cell's code is quoted
     assert "10" not in _log(book)  # the gathering chapter did not run on incomplete results
     assert not (book / "_build" / ".jupyter_cache" / "vae_lesson.fingerprint").exists()
+
+
+def test_a_failing_gathering_chapter_is_reported_too(book):
+    _notebook(book / "notebooks" / "10_reference_numbers.ipynb", "raise RuntimeError('no results recorded')")
+    result = _run(book, "--jobs", "2")
+    assert result.returncode == 1
+    assert "FAILED: notebooks/10_reference_numbers.ipynb" in result.stderr
+    assert "cell 1 of 1 raised RuntimeError: no results recorded" in result.stderr

@@ -184,7 +184,9 @@ def main(argv=None) -> int:
         if todo or last:
             write_times()
         for path in last:  # one after the other, in book order: each may read what the ones before wrote
-            path_text, executed, took, error = _execute(str(path), threads)
+            # in a child process too: _execute silences the stderr of the process it runs in
+            with ProcessPoolExecutor(max_workers=1) as pool:
+                path_text, executed, took, error = pool.submit(_execute, str(path), threads).result()
             if error is None:
                 store(path_text, executed, took)
                 write_times()
