@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from make_pdf import toc_pages  # noqa: E402
+from execute_notebooks import toc_pages  # noqa: E402
 
 PAGES = [p for p in toc_pages(ROOT) if p != "book/references"]
 

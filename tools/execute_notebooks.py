@@ -36,22 +36,28 @@ TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
 
 
-def toc_notebooks(root: Path = ROOT) -> list[Path]:
-    """The notebooks listed in _toc.yml, in book order."""
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """Every page of _toc.yml (root first), as paths without extension, in book order."""
     import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [toc["root"]]
 
     def walk(node):
         if isinstance(node, dict):
             if isinstance(node.get("file"), str):
-                yield node["file"]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
+                pages.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
 
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    paths = [root / f"{entry}.ipynb" for entry in walk(toc)]
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return pages
+
+
+def toc_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks listed in _toc.yml, in book order."""
+    paths = [root / f"{page}.ipynb" for page in toc_pages(root)]
     return [p for p in paths if p.is_file()]
 
 

@@ -77,6 +77,27 @@ def _check_vae_like(model) -> None:
         raise TypeError(f"model must have encode(x) and log_likelihood(x, z) methods, got {type(model).__name__}")
 
 
+def _over_batches(model: nn.Module, x: torch.Tensor, batch_size: int, seed: int, per_batch) -> torch.Tensor:
+    """``per_batch(xb, mean, ln_var, generator)`` -> (b,) for each batch of ``x``, in eval mode, seeded; (n,) in all."""
+    _check_vae_like(model)
+    check_tensor(x, "x")
+    check_not_empty(x, "x")
+    check_positive_int(batch_size, "batch_size")
+    check_seed(seed)
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    try:
+        out = []
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size]
+            mean, ln_var = model.encode(xb)
+            out.append(per_batch(xb, mean, ln_var, generator))
+        return torch.cat(out)
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def neg_elbo(model: nn.Module, x: torch.Tensor, *, n_samples: int = 1, batch_size: int = 500,
              seed: int = 0) -> torch.Tensor:
@@ -87,25 +108,15 @@ def neg_elbo(model: nn.Module, x: torch.Tensor, *, n_samples: int = 1, batch_siz
     ``log_likelihood(x, z) -> log p(x|z)`` (z of shape (k, n, d) gives (k, n)), so models trained with a
     reweighted KL or another reduction of the reconstruction term are reported on one scale. Seeded.
     """
-    _check_vae_like(model)
-    check_tensor(x, "x")
-    check_not_empty(x, "x")
     check_positive_int(n_samples, "n_samples")
-    check_positive_int(batch_size, "batch_size")
-    check_seed(seed)
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        mean, ln_var = model.encode(xb)
+
+    def per_batch(xb, mean, ln_var, generator):
         eps = torch.randn((n_samples, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device)
         reconstruction = -model.log_likelihood(xb, mean + torch.exp(0.5 * ln_var) * eps).mean(0)
         kl = 0.5 * (mean * mean + torch.exp(ln_var) - ln_var - 1).sum(-1)
-        out.append(reconstruction + kl)
-    model.train(was_training)
-    return torch.cat(out)
+        return reconstruction + kl
+
+    return _over_batches(model, x, batch_size, seed, per_batch)
 
 
 @torch.inference_mode()
@@ -117,25 +128,14 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, K: int = 100, *, batch_size: i
     Averaging the result over a test set gives an estimate of the test log-likelihood that is tighter
     than the ELBO; report it as "IWAE bound, K = ...". Seeded, so the same weights give the same number.
     """
-    _check_vae_like(model)
-    check_tensor(x, "x")
-    check_not_empty(x, "x")
     check_positive_int(K, "K")
-    check_positive_int(batch_size, "batch_size")
     check_positive_int(chunk_size, "chunk_size")
-    check_seed(seed)
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        mean, ln_var = model.encode(xb)
 
-        def log_joint(z, xb=xb):
+    def per_batch(xb, mean, ln_var, generator):
+        def log_joint(z):
             log_prior = -0.5 * (z.shape[-1] * _LOG_2PI + (z * z).sum(-1))
             return model.log_likelihood(xb, z) + log_prior
 
-        out.append(importance_weighted_bound(log_joint, mean, ln_var, K, generator=generator, chunk_size=chunk_size))
-    model.train(was_training)
-    return torch.cat(out)
+        return importance_weighted_bound(log_joint, mean, ln_var, K, generator=generator, chunk_size=chunk_size)
+
+    return _over_batches(model, x, batch_size, seed, per_batch)

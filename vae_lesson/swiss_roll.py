@@ -73,20 +73,8 @@ def _n_columns(points, default: int) -> int:
 
 def _values(values, n: int, name: str, partner: str = "points") -> np.ndarray:
     """A finite 1-D array of length ``n`` (one value per point), or a clear error."""
-    values = _to_numpy(values, name)
-    if values is None or isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
-    if np.iscomplexobj(values) or np.asarray(values).dtype == bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(values).dtype}")
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a sequence of numbers, got {values!r:.60}") from None
-    if array.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one value per row of {partner}, got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return array
+    return _real_array(values, name, what="a sequence of numbers", shape=(n,),
+                       shape_note=f"one value per row of {partner}")
 
 
 def _int(value, name: str, minimum: int = 1) -> int:
@@ -133,17 +121,21 @@ def arc_length(t) -> np.ndarray:
     return 0.5 * (t * np.sqrt(1.0 + t * t) + np.arcsinh(t))
 
 
-def _real_array(value, name: str) -> np.ndarray:
-    """Finite real numbers of any shape (a number, an array, a tensor) as float64."""
+def _real_array(value, name: str, *, what: str = "a number or an array of numbers", shape: tuple | None = None,
+                shape_note: str = "") -> np.ndarray:
+    """Finite real numbers (a number, an array, a tensor) as float64, of ``shape`` if given, or a clear error."""
     value = _to_numpy(value, name)
     if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a number or an array of numbers, got {type(value).__name__}")
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
     if np.iscomplexobj(value) or np.asarray(value).dtype == bool:
         raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(value).dtype}")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r:.60}") from None
+        raise TypeError(f"{name} must be {what}, got {value!r:.60}") from None
+    if shape is not None and array.shape != shape:
+        shape_text = f"({shape[0]},)" if len(shape) == 1 else str(shape)
+        raise ValueError(f"{name} must have shape {shape_text}, {shape_note}, got {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
