@@ -8,10 +8,14 @@ same examples at one batch size (one epoch per round). Rung by rung:
 3. ``no .item()``: the loss summed on the tensor side, read once per epoch;
 4. ``fused Adam``: ``torch.optim.Adam(..., fused=True)``;
 5. ``+ finite check``: ``torch.isfinite(loss)`` read every step (vl.train's guard against NaN);
+6. ``manual backward``: the hand-derived gradients of :mod:`vae_lesson.manual_backward` instead of
+   autograd (buffers allocated once, both encoder heads in one product, tanh through a sigmoid);
+7. ``+ direct Adam``: the fused Adam kernel called on the optimizer's state without ``optimizer.step()``'s
+   per-call bookkeeping (what ``vl.train`` does);
 
 and side variants of rung 4: ``foreach Adam`` instead of fused, ``zero_grad(set_to_none=False)``
 instead of True, ``no update (bound)`` (rung 4 without ``optimizer.step()``: what any optimizer could at
-best reach); plus ``vl.train`` itself. A second table times ``vl.evaluate``'s ``inference_mode``
+best reach); plus ``vl.train`` itself with ``backward="autograd"`` and with its default. A second table times ``vl.evaluate``'s ``inference_mode``
 against ``no_grad`` and plain grad mode. Run with ``python -m benchmarks --only ablation``.
 """
 
@@ -21,20 +25,37 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import vae_lesson as vl
+from vae_lesson.manual_backward import ManualStep
+from vae_lesson.training import _AdamStep
 
 from ._timing import interleave
 
-LADDER = ("reference", "sliced", "no .item()", "fused Adam", "+ finite check")
-SIDE = ("foreach Adam", "set_to_none=False", "no update (bound)", "vl.train")
+LADDER = ("reference", "sliced", "no .item()", "fused Adam", "+ finite check", "manual backward", "+ direct Adam")
+SIDE = ("foreach Adam", "set_to_none=False", "no update (bound)", "vl.train autograd", "vl.train")
 
 
 def make_loop(model, x, *, batch_size: int, loader: bool, item: bool, adam: str, set_to_none: bool = True,
-              finite_check: bool = False, update: bool = True, seed: int = 0):
+              finite_check: bool = False, update: bool = True, manual: bool = False, direct_adam: bool = False,
+              seed: int = 0):
     """One epoch of a training loop with the given ideas switched on or off; returns a callable."""
     kwargs = {"fused": True} if adam == "fused" else {"foreach": True} if adam == "foreach" else {}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **kwargs)
+    step = ManualStep(model) if manual else None
+    update_weights = _AdamStep(optimizer) if direct_adam else optimizer.step
     generator = torch.Generator().manual_seed(seed)
     data = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=True, generator=generator) if loader else None
+
+    def manual_epoch():
+        model.train()
+        total = None
+        for index in torch.randperm(len(x), generator=generator).split(batch_size):
+            loss = step(x, index).total
+            if finite_check and not torch.isfinite(loss):
+                raise FloatingPointError("non-finite loss")
+            update_weights()
+            total = loss if total is None else total + loss
+        float(total)
+        return len(x)
 
     def batches():
         if loader:
@@ -63,7 +84,7 @@ def make_loop(model, x, *, batch_size: int, loader: bool, item: bool, adam: str,
         if total is not None:
             running = float(total)
         return len(x)
-    return epoch
+    return manual_epoch if manual else epoch
 
 
 def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: int = 20, n_h: int = 500,
@@ -87,15 +108,20 @@ def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: in
             "foreach Adam": make_loop(model(), x, **{**base, "adam": "foreach"}),
             "set_to_none=False": make_loop(model(), x, **base, set_to_none=False),
             "no update (bound)": make_loop(model(), x, **base, update=False),
+            "manual backward": make_loop(model(), x, **base, finite_check=True, manual=True),
+            "+ direct Adam": make_loop(model(), x, **base, finite_check=True, manual=True, direct_adam=True),
         }
-        ours = model()
-        calls = {"n": 0}
 
-        def run_vl_train():
-            calls["n"] += 1
-            vl.train(ours, x, num_epochs=1, batch_size=batch_size, seed=calls["n"], quiet=True)
-            return len(x)
-        loops["vl.train"] = run_vl_train
+        def run_vl_train(backward):
+            ours, calls = model(), {"n": 0}
+
+            def run():
+                calls["n"] += 1
+                vl.train(ours, x, num_epochs=1, batch_size=batch_size, seed=calls["n"], quiet=True, backward=backward)
+                return len(x)
+            return run, ours
+        loops["vl.train autograd"], _ = run_vl_train("autograd")
+        loops["vl.train"], ours = run_vl_train("auto")
         result = interleave(loops, rounds)
 
         print(f"\n== ablation: VAE({x.shape[1]}, {n_latent}, {n_h}), batch {batch_size}, {torch.get_num_threads()} "

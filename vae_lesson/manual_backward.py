@@ -77,14 +77,15 @@ def manual_gradients(model: VAE, x: torch.Tensor, C: float = 1.0) -> VAELoss:
 
     The same numbers as ``loss = model.loss(x, C=C); loss.total.backward()`` (to rounding) when torch's
     generator is in the same state, since eps is drawn the same way; ``.grad`` is overwritten, not
-    accumulated. Returns the :class:`VAELoss`, detached. For a plain ``VAE`` with tanh activations.
+    accumulated. Returns the :class:`VAELoss` (0-d tensors, detached). For a plain ``VAE`` with tanh activations.
     """
     reason = unsupported_reason(model, {"C": C})
     if reason is not None:
         raise ValueError(f"manual_gradients cannot differentiate this model: {reason}")
     check_kl_weight(C)
     x = model._check_data(x, "x")
-    return ManualStep(model, C)(x, torch.arange(len(x)))
+    loss = ManualStep(model, C)(x, torch.arange(len(x)))
+    return VAELoss(*(torch.tensor(value, dtype=x.dtype) for value in loss))
 
 
 class ManualStep:
@@ -92,7 +93,7 @@ class ManualStep:
 
     ``step(x, index)`` takes the rows ``index`` of ``x`` as the batch, draws eps from torch's global
     generator exactly as ``model.loss`` does, fills every parameter's ``.grad`` with d loss / d param
-    (overwriting it: no ``zero_grad`` needed) and returns the batch's :class:`VAELoss` (detached).
+    (overwriting it: no ``zero_grad`` needed) and returns the batch's :class:`VAELoss` as Python floats.
     ``x`` and ``index`` are not checked on each call (``train`` checked the data once, and builds the
     indices itself); :func:`manual_gradients` is the checked entry point. :meth:`release` sets the
     ``.grad`` buffers back to None.
@@ -116,7 +117,8 @@ class ManualStep:
         self._one = torch.ones((), dtype=dtype)
         self._heads_weights, self._heads_biases = (m.le3_mu.weight, m.le3_ln_var.weight), (m.le3_mu.bias, m.le3_ln_var.bias)
         self._grads, self._t = {}, {}
-        for layer in (m.le1, m.le2, m.ld1, m.ld2, m.ld3):
+        self._layers = (m.le1, m.le2, m.ld1, m.ld2, m.ld3)
+        for layer in self._layers:
             layer.weight.grad = torch.empty_like(layer.weight)
             layer.bias.grad = torch.empty_like(layer.bias)
             self._grads[layer] = (layer.weight.grad, layer.bias.grad)
@@ -136,10 +138,10 @@ class ManualStep:
             m = self.model
             n_in, n_h, L = m.n_in, m.le2.in_features, m.n_latent
             shapes = dict(x=(B, n_in), h1=(B, n_h), h2=(B, n_h), heads=(B, 2 * L), d_heads=(B, 2 * L),
-                          sd=(B, L), var=(B, L), z=(B, L), d_z=(B, L), g1=(B, n_h), g2=(B, n_h), y=(B, n_in),
+                          sd=(B, L), var=(B, L), noise=(B, L), z=(B, L), d_z=(B, L), eps=(1, B, L), g1=(B, n_h), g2=(B, n_h), y=(B, n_in),
                           p=(B, n_in), work_in=(B, n_in), work_h=(B, n_h), d_a=(B, n_h), d_b=(B, n_h))
             b = {name: torch.empty(shape, dtype=self._dtype) for name, shape in shapes.items()}
-            b.update(mu=b["heads"][:, :L], lv=b["heads"][:, L:], d_mu=b["d_heads"][:, :L], d_lv=b["d_heads"][:, L:],
+            b.update(eps=b["eps"][0], mu=b["heads"][:, :L], lv=b["heads"][:, L:], d_mu=b["d_heads"][:, :L], d_lv=b["d_heads"][:, L:],
                      x_flat=b["x"].view(-1), y_flat=b["y"].view(-1))
             b.update({f"{name}_t": b[name].t() for name in ("p", "d_a", "d_b", "d_heads")})
             self._buffers[B] = b
@@ -158,49 +160,52 @@ class ManualStep:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> VAELoss:
-        m, C = self.model, self.C
+        C = self.C
+        le1, le2, ld1, ld2, ld3 = self._layers  # plain attributes: nn.Module's __getattr__ costs ~1 us a lookup
         B = len(index)
         b = self._batch_buffers(B)
         xb, h1, h2, heads, mu, lv = b["x"], b["h1"], b["h2"], b["heads"], b["mu"], b["lv"]
-        sd, var, z, g1, g2, y, p, work_in = b["sd"], b["var"], b["z"], b["g1"], b["g2"], b["y"], b["p"], b["work_in"]
+        sd, var, noise, z = b["sd"], b["var"], b["noise"], b["z"]
+        g1, g2, y, p, work_in = b["g1"], b["g2"], b["y"], b["p"], b["work_in"]
         grads = self._grads
 
         # forward
         torch.index_select(x, 0, index, out=xb)
-        self._tanh_layer(m.le1, xb, h1)
-        self._tanh_layer(m.le2, h1, h2)
+        self._tanh_layer(le1, xb, h1)
+        self._tanh_layer(le2, h1, h2)
         torch.cat(self._heads_weights, out=self._heads_w)
         torch.cat(self._heads_biases, out=self._heads_b)
         torch.addmm(self._heads_b, h2, self._heads_w_t, out=heads)
-        eps = torch.randn(1, B, m.n_latent, dtype=self._dtype)[0]  # the draw model.loss makes: randn_like of a (k=1, B, L) tensor
+        eps = b["eps"].normal_()  # model.loss's draw, randn_like of a (k=1, B, L) tensor: the same numbers
         torch.mul(lv, 0.5, out=sd).exp_()
-        torch.mul(sd, eps, out=z).add_(mu)
-        self._tanh_layer(m.ld1, z, g1)
-        self._tanh_layer(m.ld2, g1, g2)
-        torch.addmm(m.ld3.bias, g2, self._t[m.ld3], out=y)
+        torch.mul(sd, eps, out=noise)  # z - mu
+        torch.add(noise, mu, out=z)
+        self._tanh_layer(ld1, z, g1)
+        self._tanh_layer(ld2, g1, g2)
+        torch.addmm(ld3.bias, g2, self._t[ld3], out=y)
 
-        # loss: sum softplus(y) - x.y over pixels, with softplus(y) = max(y, 0) - log(max(p, 1 - p))
+        # loss, as Python numbers: sum softplus(y) - x.y, with softplus(y) = max(y, 0) - log(max(p, 1 - p))
         torch.sigmoid(y, out=p)
-        log_sigmoid_abs = torch.maximum(p, torch.neg(p, out=work_in).add_(1), out=work_in).log_().sum()
-        relu_sum = torch.clamp_min(y, 0, out=work_in).sum()  # into a buffer: a fresh 300 KB costs page faults
-        reconstruction = (relu_sum - log_sigmoid_abs - torch.dot(b["x_flat"], b["y_flat"])) / B
+        log_sigmoid_abs = float(torch.maximum(p, torch.neg(p, out=work_in).add_(1), out=work_in).log_().sum())
+        relu_sum = float(torch.clamp_min(y, 0, out=work_in).sum())  # into a buffer: fresh memory costs page faults
+        reconstruction = (relu_sum - log_sigmoid_abs - float(torch.dot(b["x_flat"], b["y_flat"]))) / B
         torch.mul(sd, sd, out=var)
-        kl = (torch.sum(torch.addcmul(var, mu, mu).sub_(lv)) - mu.numel()) * (0.5 * C / B)
+        kl = (float(torch.addcmul(var, mu, mu).sub_(lv).sum()) - mu.numel()) * (0.5 * C / B)
 
         # backward, from the logits to the input layer; d_a and d_b alternate as the running gradient
         d_a, d_b, work_h = b["d_a"], b["d_b"], b["work_h"]
         d_y = p.sub_(xb).div_(B)
-        self._linear_grads(grads[m.ld3], b["p_t"], d_y, g2)
-        _tanh_backward_out(torch.mm(d_y, m.ld3.weight, out=work_h), g2, grad_input=d_a)
-        self._linear_grads(grads[m.ld2], b["d_a_t"], d_a, g1)
-        _tanh_backward_out(torch.mm(d_a, m.ld2.weight, out=work_h), g1, grad_input=d_b)
-        self._linear_grads(grads[m.ld1], b["d_b_t"], d_b, z)
-        d_z = torch.mm(d_b, m.ld1.weight, out=b["d_z"])
+        self._linear_grads(grads[ld3], b["p_t"], d_y, g2)
+        _tanh_backward_out(torch.mm(d_y, ld3.weight, out=work_h), g2, grad_input=d_a)
+        self._linear_grads(grads[ld2], b["d_a_t"], d_a, g1)
+        _tanh_backward_out(torch.mm(d_a, ld2.weight, out=work_h), g1, grad_input=d_b)
+        self._linear_grads(grads[ld1], b["d_b_t"], d_b, z)
+        d_z = torch.mm(d_b, ld1.weight, out=b["d_z"])
         torch.add(d_z, mu, alpha=C / B, out=b["d_mu"])
-        torch.sub(z, mu, out=b["d_lv"]).mul_(d_z).add_(var, alpha=C / B).sub_(C / B).mul_(0.5)
+        torch.mul(var, 0.5 * C / B, out=b["d_lv"]).sub_(0.5 * C / B).addcmul_(d_z, noise, value=0.5)
         self._linear_grads((self._heads_gw, self._heads_gb), b["d_heads_t"], b["d_heads"], h2)
         _tanh_backward_out(torch.mm(b["d_heads"], self._heads_w, out=work_h), h2, grad_input=d_a)
-        self._linear_grads(grads[m.le2], b["d_a_t"], d_a, h1)
-        _tanh_backward_out(torch.mm(d_a, m.le2.weight, out=work_h), h1, grad_input=d_b)
-        self._linear_grads(grads[m.le1], b["d_b_t"], d_b, xb)
+        self._linear_grads(grads[le2], b["d_a_t"], d_a, h1)
+        _tanh_backward_out(torch.mm(d_a, le2.weight, out=work_h), h1, grad_input=d_b)
+        self._linear_grads(grads[le1], b["d_b_t"], d_b, xb)
         return VAELoss(reconstruction + kl, reconstruction, kl)
