@@ -21,6 +21,8 @@ against ``no_grad`` and plain grad mode. Run with ``python -m benchmarks --only 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -47,14 +49,13 @@ def make_loop(model, x, *, batch_size: int, loader: bool, item: bool, adam: str,
 
     def manual_epoch():
         model.train()
-        total = None
+        total = 0.0
         for index in torch.randperm(len(x), generator=generator).split(batch_size):
-            loss = step(x, index).total
-            if finite_check and not torch.isfinite(loss):
+            loss = step(x, index).total  # a Python float: the manual step reads its loss terms itself
+            if finite_check and not math.isfinite(loss):
                 raise FloatingPointError("non-finite loss")
             update_weights()
-            total = loss if total is None else total + loss
-        float(total)
+            total += loss
         return len(x)
 
     def batches():
