@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import vae_lesson as vl
 from vae_lesson.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from vae_lesson.manual_backward import manual_gradients
 
 from _bad_inputs import (PROPERTY_SETTINGS, Case, T, bad_choice, bad_int, bad_number, bad_tensor, check_call, close,
                          count_fixture, is_float_dtype, record, run_case, valid, PAIRED)
@@ -185,6 +186,12 @@ CASES += [
     Case("train(lr)", ("lr",), bad_number(positive=True).filter(lambda kv: kv[1] is not True), lambda v: _train(lr=v)),
     Case("train(model)", ("model",), bad_choice(None, "vae", torch.nn.Linear(2, 2)).map(lambda kv: ("type", kv[1])),
          lambda v: _train(model=v), words={"type": ("Module", "loss")}),
+    Case("train(backward)", ("backward",), bad_choice("fast", None, 1, "Manual"), lambda v: _train(backward=v)),
+    # manual_backward.py: the checked entry point to the hand-derived gradients
+    Case("manual_gradients(x)", ("x",), bad_tensor(T((BATCH, N_IN), "unit")), lambda v: manual_gradients(VAE, v)),
+    Case("manual_gradients(C)", ("C",), bad_number(minimum=0), lambda v: manual_gradients(VAE, X, C=v)),
+    Case("manual_gradients(model)", ("model",), bad_choice(None, "vae", AE).map(lambda kv: ("type", kv[1])),
+         lambda v: manual_gradients(v, X), words={"type": ("VAE",)}),
     Case("load_or_train(checkpoint)", ("checkpoint",), bad_choice(3, None, 2.5, ["a"], b"").map(lambda kv: ("type", kv[1])),
          lambda v: vl.load_or_train(v, _model(), X_TRAIN, num_epochs=1, quiet=True)),
     # checkpoint.py: paths and models that are not what they should be
