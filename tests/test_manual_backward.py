@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import vae_lesson as vl
 from vae_lesson.manual_backward import ManualStep, manual_gradients, unsupported_reason
-from vae_lesson.training import _AdamStep, _adam, _manual_step
+from vae_lesson.training import _AdamStep, _adam, _use_manual
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,9 @@ def test_batches_of_different_sizes_use_their_own_buffers(digits):
 def test_unsupported_models_are_named_and_train_falls_back(digits, make, kwargs, reason):
     model = make()
     assert reason in unsupported_reason(model, kwargs)
-    assert _manual_step(model, kwargs, "auto") is None
+    assert _use_manual(model, kwargs, "auto") is False
     with pytest.raises(ValueError, match="backward='manual' cannot train this model"):
-        _manual_step(model, kwargs, "manual")
+        _use_manual(model, kwargs, "manual")
 
 
 def test_frozen_weights_and_hooks_turn_the_manual_path_off():

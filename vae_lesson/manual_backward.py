@@ -115,7 +115,8 @@ class ManualStep:
         self._heads_gb = torch.empty(2 * L, dtype=dtype)
         self._heads_w_t = self._heads_w.t()
         self._one = torch.ones((), dtype=dtype)
-        self._heads_weights, self._heads_biases = (m.le3_mu.weight, m.le3_ln_var.weight), (m.le3_mu.bias, m.le3_ln_var.bias)
+        self._heads_weights = (m.le3_mu.weight, m.le3_ln_var.weight)
+        self._heads_biases = (m.le3_mu.bias, m.le3_ln_var.bias)
         self._grads, self._t = {}, {}
         self._layers = (m.le1, m.le2, m.ld1, m.ld2, m.ld3)
         for layer in self._layers:
@@ -138,10 +139,11 @@ class ManualStep:
             m = self.model
             n_in, n_h, L = m.n_in, m.le2.in_features, m.n_latent
             shapes = dict(x=(B, n_in), h1=(B, n_h), h2=(B, n_h), heads=(B, 2 * L), d_heads=(B, 2 * L),
-                          sd=(B, L), var=(B, L), noise=(B, L), z=(B, L), d_z=(B, L), eps=(1, B, L), g1=(B, n_h), g2=(B, n_h), y=(B, n_in),
-                          p=(B, n_in), work_in=(B, n_in), work_h=(B, n_h), d_a=(B, n_h), d_b=(B, n_h))
+                          eps=(B, L), sd=(B, L), var=(B, L), noise=(B, L), z=(B, L), d_z=(B, L),
+                          g1=(B, n_h), g2=(B, n_h), y=(B, n_in), p=(B, n_in), work_in=(B, n_in), work_h=(B, n_h),
+                          d_a=(B, n_h), d_b=(B, n_h))
             b = {name: torch.empty(shape, dtype=self._dtype) for name, shape in shapes.items()}
-            b.update(eps=b["eps"][0], mu=b["heads"][:, :L], lv=b["heads"][:, L:], d_mu=b["d_heads"][:, :L], d_lv=b["d_heads"][:, L:],
+            b.update(mu=b["heads"][:, :L], lv=b["heads"][:, L:], d_mu=b["d_heads"][:, :L], d_lv=b["d_heads"][:, L:],
                      x_flat=b["x"].view(-1), y_flat=b["y"].view(-1))
             b.update({f"{name}_t": b[name].t() for name in ("p", "d_a", "d_b", "d_heads")})
             self._buffers[B] = b
@@ -153,8 +155,8 @@ class ManualStep:
         return torch.addmm(layer.bias, h, self._t[layer], beta=2, alpha=2, out=out).sigmoid_().lerp_(self._one, -1.0)
 
     @staticmethod
-    def _linear_grads(layer_or_grads, d_a_t, d_a, h) -> None:
-        weight_grad, bias_grad = layer_or_grads
+    def _linear_grads(grads, d_a_t, d_a, h) -> None:
+        weight_grad, bias_grad = grads  # d_W = d_a^T h (d_a_t is d_a.t(), a view made once), d_b = row sum of d_a
         torch.mm(d_a_t, h, out=weight_grad)
         torch.sum(d_a, 0, out=bias_grad)
 
@@ -176,7 +178,7 @@ class ManualStep:
         torch.cat(self._heads_weights, out=self._heads_w)
         torch.cat(self._heads_biases, out=self._heads_b)
         torch.addmm(self._heads_b, h2, self._heads_w_t, out=heads)
-        eps = b["eps"].normal_()  # model.loss's draw, randn_like of a (k=1, B, L) tensor: the same numbers
+        eps = b["eps"].normal_()  # the numbers model.loss draws: randn_like of a (k=1, B, L) tensor
         torch.mul(lv, 0.5, out=sd).exp_()
         torch.mul(sd, eps, out=noise)  # z - mu
         torch.add(noise, mu, out=z)
