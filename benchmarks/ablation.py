@@ -15,8 +15,9 @@ same examples at one batch size (one epoch per round). Rung by rung:
 
 and side variants of rung 4: ``foreach Adam`` instead of fused, ``zero_grad(set_to_none=False)``
 instead of True, ``no update (bound)`` (rung 4 without ``optimizer.step()``: what any optimizer could at
-best reach); plus ``vl.train`` itself with ``backward="autograd"`` and with its default. A second table times ``vl.evaluate``'s ``inference_mode``
-against ``no_grad`` and plain grad mode. Run with ``python -m benchmarks --only ablation``.
+best reach); plus ``vl.train`` itself, with ``backward="autograd"`` and with its default. A second
+table times ``vl.evaluate``'s ``inference_mode`` against ``no_grad`` and plain grad mode. Run with
+``python -m benchmarks --only ablation``.
 """
 
 from __future__ import annotations
