@@ -50,13 +50,11 @@ def make_loop(model, x, *, batch_size: int, loader: bool, item: bool, adam: str,
 
     def manual_epoch():
         model.train()
-        total = 0.0
         for index in torch.randperm(len(x), generator=generator).split(batch_size):
             loss = step(x, index).total  # a Python float: the manual step reads its loss terms itself
             if finite_check and not math.isfinite(loss):
                 raise FloatingPointError("non-finite loss")
             update_weights()
-            total += loss
         return len(x)
 
     def batches():

@@ -115,7 +115,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, seed:
     model.eval()
     sums = None
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        _seed_sampling(model, seed)
         for xb in _batches(x, batch_size):
             terms = model.loss(xb, **loss_kwargs)
             weighted = torch.stack(tuple(terms)) * len(xb)
