@@ -7,15 +7,16 @@ VENV          ?= .venv
 PY            := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 # Debian packages: real Fashion-MNIST for offline machines; Chromium and its driver for the browser
-# test of the built book (tests/test_browser.py).
+# test of the built book (tests/book/test_browser.py).
 APT_PACKAGES  ?= dataset-fashion-mnist chromium chromium-driver
 STAMP         := $(VENV)/.installed
 
-.PHONY: book test setup system clean help student pdf
+.PHONY: book test unit setup system clean help student pdf
 
 help:
 	@echo "make book   set everything up and build the book into _build/html"
 	@echo "make test   set everything up and run the test suite"
+	@echo "make unit   the fast unit tests alone (tests/unit)"
 	@echo "make mathjax  vendor MathJax from npm for offline math (part of make book)"
 	@echo "make pdf      the printable edition: _build/pdf/vae-book.pdf (after make book; needs Chromium)"
 	@echo "make student  regenerate the student notebooks in student/ (exercises without solutions)"
@@ -53,6 +54,10 @@ $(CHAINER_VENV)/.installed:
 
 test: setup $(CHAINER_VENV)/.installed mathjax
 	VAE_LESSON_CHAINER_PYTHON=$(CHAINER_VENV)/bin/python $(PY) -m pytest
+
+## The fast unit tests alone (tests/unit, about a minute): the package's functions and models.
+unit: setup $(CHAINER_VENV)/.installed
+	VAE_LESSON_CHAINER_PYTHON=$(CHAINER_VENV)/bin/python $(PY) -m pytest -m unit
 
 ## The book (Jupyter Book 1.x; the book root is the repository root, see _config.yml).
 # Math is typeset by MathJax 3 vendored from npm (pinned in package.json/package-lock.json),

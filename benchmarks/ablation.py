@@ -8,7 +8,7 @@ same examples at one batch size (one epoch per round). Rung by rung:
 3. ``no .item()``: the loss summed on the tensor side, read once per epoch;
 4. ``fused Adam``: ``torch.optim.Adam(..., fused=True)``;
 5. ``+ finite check``: ``torch.isfinite(loss)`` read every step (vl.train's guard against NaN);
-6. ``manual backward``: the hand-derived gradients of :mod:`vae_lesson.manual_backward` instead of
+6. ``manual backward``: the hand-derived gradients of :mod:`vae_lesson.chapters.manual_backward` instead of
    autograd (buffers allocated once, both encoder heads in one product, tanh through a sigmoid);
 7. ``+ direct Adam``: the fused Adam kernel called on the optimizer's state without ``optimizer.step()``'s
    per-call bookkeeping (what ``vl.train`` does);
@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import vae_lesson as vl
-from vae_lesson.manual_backward import ManualStep
-from vae_lesson.training import _AdamStep
+from vae_lesson.chapters.manual_backward import ManualStep
+from vae_lesson.chapters.manual_backward import _AdamStep
 
 from ._timing import interleave
 
@@ -121,7 +121,7 @@ def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: in
                 return len(x)
             return run, ours
         loops["vl.train autograd"], _ = run_vl_train("autograd")
-        loops["vl.train"], ours = run_vl_train("auto")
+        loops["vl.train"], ours = run_vl_train("manual")
         result = interleave(loops, rounds)
 
         print(f"\n== ablation: VAE({x.shape[1]}, {n_latent}, {n_h}), batch {batch_size}, {torch.get_num_threads()} "

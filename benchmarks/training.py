@@ -15,7 +15,7 @@ layer, whose input is the data). Bias additions, activations, the loss and Adam 
 are the overhead the fraction of peak measures. Because the peak is timed on the same products, the
 fraction of peak equals (matmul time of a step) / (time of a step), whatever the counting convention.
 
-``vl.train`` computes this model's gradients by hand (:mod:`vae_lesson.manual_backward`): the same
+``vl.train`` computes this model's gradients by hand (:mod:`vae_lesson.chapters.manual_backward`): the same
 products, except that the two encoder heads (500 -> 20 each) are one 500 -> 40 product. The peak times
 them separately, as autograd runs them; they are under 2 % of a step's FLOPs.
 """

@@ -31,7 +31,7 @@ def built_book(tmp_path_factory):
     """The whole book built in fast mode into a temporary folder, once per session: its _build/html folder.
 
     As `make book` does: the notebooks are executed into jupyter-book's cache first, two at a time, then
-    rendered with -W. Shared by tests/test_book_build.py and tests/test_browser.py.
+    rendered with -W. Shared by tests/book/test_book_build.py and tests/book/test_browser.py.
     """
     if not (ROOT / "_build" / "vendor" / "mathjax" / "tex-chtml.js").exists():
         pytest.skip("MathJax is not vendored yet: run `make mathjax` (make test does)")
@@ -50,6 +50,17 @@ def built_book(tmp_path_factory):
     assert "Executing notebook" not in result.stdout + result.stderr, log
     yield out / "_build" / "html"
     shutil.rmtree(out, ignore_errors=True)
+
+
+FOLDER_MARKERS = {"unit": "unit", "properties": "properties", "book": "book"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by its folder: ``pytest -m unit`` runs the fast unit tests alone."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, FOLDER_MARKERS[folder]))
 
 
 def pytest_report_header(config):

@@ -225,7 +225,7 @@ def main(argv=None) -> int:
               "loads its models instead of training them (see the teacher's guide in the book).", ""]
     (out / "README.md").write_text("\n".join(index))
     if args.checkpoints:
-        from vae_lesson.checkpoint import checkpoint_dir
+        from vae_lesson.infra.checkpoint import checkpoint_dir
 
         source = checkpoint_dir()
         target = out / "checkpoints"

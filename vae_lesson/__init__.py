@@ -1,18 +1,25 @@
-"""vae_lesson: the helpers behind an open book on variational autoencoders.
+"""vae_lesson: the code of an open book on variational autoencoders, kept for later chapters to import.
+
+The package has three folders:
+
+- ``vae_lesson.core``: the teaching core, the code the chapters define on the page (the Chainer-named
+  losses, the autoencoder, the VAE, the training loop). ``import vae_lesson`` exposes it.
+- ``vae_lesson.chapters``: one module per later chapter (its models and experiments).
+- ``vae_lesson.infra``: data, checkpoints, argument checks, plots, GIFs, settings, the in-page explorer.
 
 Chainer's vocabulary, PyTorch's mechanics: ``gaussian_kl_divergence``, ``bernoulli_nll`` and
 ``gaussian`` keep the names, argument order and reductions of ``chainer.functions``.
 """
 
-from .autoencoder import AELoss, AutoEncoder
-from .checkpoint import Checkpoint, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from .data import (ChecksumError, DataUnavailableError, IdxFormatError, ImageDataset, load_cifar10, load_digits,
-                   load_fashion_mnist, load_mnist, load_stl10)
-from .initializers import xavier_bound, xavier_init_
-from .losses import bernoulli_nll, gaussian_kl_divergence
-from .reparameterize import gaussian
-from .training import History, NonFiniteLossError, evaluate, load_or_train, set_seed, train
-from .vae import VAE, VAELoss
+from .core.autoencoder import AELoss, AutoEncoder
+from .core.initializers import xavier_bound, xavier_init_
+from .core.losses import bernoulli_nll, gaussian_kl_divergence
+from .core.reparameterize import gaussian
+from .core.training import History, NonFiniteLossError, evaluate, load_or_train, set_seed, train, train_epoch
+from .core.vae import VAE, VAELoss
+from .infra.checkpoint import Checkpoint, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
+from .infra.data import (ChecksumError, DataUnavailableError, IdxFormatError, ImageDataset, load_cifar10,
+                         load_digits, load_fashion_mnist, load_mnist, load_stl10)
 
 __version__ = "0.1.0"
 
@@ -20,6 +27,6 @@ __all__ = [
     "AELoss", "AutoEncoder", "Checkpoint", "CheckpointError", "ChecksumError", "DataUnavailableError",
     "History", "IdxFormatError", "ImageDataset", "NonFiniteLossError", "VAE", "VAELoss",
     "bernoulli_nll", "checkpoint_dir", "evaluate", "gaussian", "gaussian_kl_divergence", "load_checkpoint",
-    "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "load_stl10", "load_or_train", "save_checkpoint", "set_seed",
-    "train", "xavier_bound", "xavier_init_",
+    "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "load_stl10", "load_or_train",
+    "save_checkpoint", "set_seed", "train", "train_epoch", "xavier_bound", "xavier_init_",
 ]

@@ -1,0 +1,333 @@
+"""The built book in a real browser: headless Chromium, driven by Selenium, on the fast-mode build.
+
+Every page of the table of contents is served from 127.0.0.1 and loaded; it must log no JavaScript error,
+load every image, typeset all of its math, fetch nothing from another host, and link only to pages and
+anchors that exist. On the VAE chapter the latent explorer is driven with the pointer and the keyboard, and
+the digits it draws are compared with PyTorch's decoding of the same codes. Screenshots of key pages are
+saved for a person to look at, in $VAE_LESSON_SCREENSHOT_DIR (default _build/screenshots).
+
+The book is the one tests/conftest.py builds (fixture ``built_book``), shared with tests/book/test_book_build.py.
+Needs Chromium, its driver and the selenium package; without them the tests are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vae_lesson.infra import explorer
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPLORER_PAGE = "notebooks/05_vae"
+SCREENSHOT_PAGES = {"book/intro": "intro.png", "book/elbo": "elbo.png"}  # 05 is taken with the explorer in view
+INSTALL = ("install Chromium and its driver (Debian: apt-get install chromium chromium-driver; `make test` does) "
+           "and selenium (pip install -r requirements.txt)")
+# A pixel drawn on the canvas is the decoded probability rounded to 8 bits; the decoders agree to 1e-5.
+PIXEL_TOLERANCE = 0.5 / 255 + 1e-3
+
+
+def _toc_pages() -> list[str]:
+    return ["book/intro", *re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())]
+
+
+def _screenshot_dir() -> Path:
+    folder = Path(os.environ.get("VAE_LESSON_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _first_program(*names: str) -> str | None:
+    return next((shutil.which(name) for name in names if shutil.which(name)), None)
+
+
+# Session scope, like built_book, so that a missing browser skips before the book is built.
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip(f"selenium is not installed: {INSTALL}")
+    # $VAE_LESSON_CHROMIUM and $VAE_LESSON_CHROMEDRIVER name other binaries, if needed.
+    chromium = _first_program(os.environ.get("VAE_LESSON_CHROMIUM") or "chromium", "chromium-browser",
+                              "google-chrome", "google-chrome-stable")
+    driver_path = _first_program(os.environ.get("VAE_LESSON_CHROMEDRIVER") or "chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip(f"{'Chromium' if chromium is None else 'chromedriver'} was not found: {INSTALL}")
+    profile = tempfile.mkdtemp(prefix="vae-book-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                 "--force-device-scale-factor=1", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver: Selenium would otherwise try to download one.
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(browser, built_book):
+    """The built HTML served on 127.0.0.1 at an ephemeral port; yields the base URL (ending in /)."""
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+# Runs in the page once it has loaded: waits for MathJax and for every image (lazy ones made eager),
+# then reports what the test checks. Text is read from text nodes, so closed dropdowns count too;
+# code, and what MathJax itself renders, are left out.
+INSPECT_PAGE = r"""
+const done = arguments[arguments.length - 1];
+const images = Array.from(document.images);
+images.forEach((img) => { if (img.loading === "lazy") img.loading = "eager"; });
+const loaded = images.map((img) => img.complete ? Promise.resolve() :
+  new Promise((resolve) => { img.addEventListener("load", resolve); img.addEventListener("error", resolve); }));
+const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
+const timeout = new Promise((resolve) => setTimeout(resolve, 20000));
+Promise.race([Promise.all([typeset, ...loaded]), timeout]).then(() => {
+  const skip = "pre, code, script, style, textarea, noscript, mjx-container, .highlight";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement && node.parentElement.closest(skip)) continue;
+    const text = node.textContent;
+    const at = text.search(/\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{/);
+    if (at >= 0) raw.push(text.slice(Math.max(0, at - 40), at + 40));
+  }
+  done({
+    mathjax: !!(window.MathJax && MathJax.startup),
+    typesetMath: document.querySelectorAll("mjx-container").length,
+    mathElements: document.querySelectorAll(".math").length,
+    brokenImages: images.filter((img) => !(img.complete && img.naturalWidth > 0)).map((img) => img.currentSrc || img.src),
+    nImages: images.length,
+    rawMath: raw,
+    links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.href),
+    resources: performance.getEntriesByType("resource").map((entry) => entry.name),
+  });
+});
+"""
+
+
+class _Anchors(html.parser.HTMLParser):
+    """Collects the id (and a name) attributes of a page: the targets of #fragment links."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids = set()
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key == "id" or (key == "name" and tag == "a"):
+                self.ids.add(value)
+
+
+def _check_links(links: dict, base: str) -> list[str]:
+    """links: {absolute URL: page it appears on}. Fetches every same-origin target once; checks fragments."""
+    problems, pages = [], {}
+    for url, where in sorted(links.items()):
+        if not url.startswith(base):
+            continue  # another host (Colab, GitHub, a DOI): not this book's business offline
+        target, _, fragment = url.partition("#")
+        if target not in pages:
+            try:
+                with urllib.request.urlopen(target, timeout=10) as response:
+                    body = response.read()
+                    kind = response.headers.get_content_type()
+                anchors = None
+                if kind == "text/html":
+                    parser = _Anchors()
+                    parser.feed(body.decode("utf-8", "replace"))
+                    anchors = parser.ids
+                pages[target] = anchors
+            except urllib.error.HTTPError as err:
+                pages[target] = err
+        found = pages[target]
+        if isinstance(found, Exception):
+            problems.append(f"{where}: link to {url[len(base):]} gives HTTP {found.code}")
+        elif fragment and found is not None and urllib.parse.unquote(fragment) not in found:
+            problems.append(f"{where}: link to {url[len(base):]}: no element with id {fragment!r} there")
+    return problems
+
+
+def _severe(driver) -> list[str]:
+    """The console's errors since the last call. A browser asks for /favicon.ico by itself when a page names no
+    icon; that request failing is not the page's error."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+            and not re.match(r"\S+/favicon\.ico - Failed to load resource", entry["message"])]
+
+
+def test_every_page_loads_with_images_math_and_working_links(browser, site):
+    problems, links = [], {}
+    _severe(browser)  # start from an empty console log
+    for page in _toc_pages():
+        browser.get(site + page + ".html")
+        report = browser.execute_async_script(INSPECT_PAGE)
+        problems += [f"{page}: console error: {message}" for message in _severe(browser)]
+        problems += [f"{page}: image did not load: {src}" for src in report["brokenImages"]]
+        problems += [f"{page}: raw math left in the text: ...{text}..." for text in report["rawMath"]]
+        if report["mathElements"]:
+            if not report["mathjax"] or report["typesetMath"] == 0:
+                problems.append(f"{page}: {report['mathElements']} math elements but MathJax typeset nothing")
+        problems += [f"{page}: fetched from another host: {url}" for url in report["resources"]
+                     if not url.startswith(site) and not url.startswith("data:")]
+        if page.startswith("notebooks/") and report["nImages"] == 0:
+            problems.append(f"{page}: no image at all")
+        for url in report["links"]:
+            links.setdefault(url, page)
+        if page in SCREENSHOT_PAGES:
+            browser.save_screenshot(str(_screenshot_dir() / SCREENSHOT_PAGES[page]))
+    problems += _check_links(links, site)
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:60])
+
+
+# ---------------------------------------------------------------- the latent explorer
+
+
+def _explorer_state(driver) -> dict:
+    return driver.execute_script("""
+        const box = document.querySelector(".vae-explorer");
+        const canvas = box.querySelector(".vx-digit");
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        const size = canvas.width / 28;  // the centre of each enlarged image pixel (red channel)
+        const pixels = [];
+        for (let r = 0; r < 28; r++) for (let c = 0; c < 28; c++) {
+          pixels.push(data[4 * (Math.floor((r + 0.5) * size) * canvas.width + Math.floor((c + 0.5) * size))]);
+        }
+        return {z: box.dataset.z, renders: Number(box.dataset.renders), mode: box.dataset.mode,
+                text: box.querySelector(".vx-z").textContent, pixels: pixels};
+    """)
+
+
+def _wait_for_render(driver, after: int) -> dict:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        state = _explorer_state(driver)
+        if state["renders"] > after:
+            return state
+        time.sleep(0.05)
+    raise AssertionError("the explorer did not redraw after the input")
+
+
+def _check_drawn_digit(state: dict, data: explorer.ExplorerData) -> np.ndarray:
+    """The digit on the canvas is the PyTorch decoding of the z the widget reports; returns it in [0, 1]."""
+    z = np.array([float(v) for v in state["z"].split()], dtype=np.float32)
+    shown = re.fullmatch(r"z = \(([\u2212\d.]+), ([\u2212\d.]+)\)", state["text"])
+    assert shown, f"the widget shows {state['text']!r}"
+    assert np.allclose([float(v.replace("\u2212", "-")) for v in shown.groups()], z, atol=0.0051), (state["text"], z)
+    drawn = np.array(state["pixels"], dtype=np.float64) / 255
+    expected = data.decode(torch.from_numpy(z[None]))[0].double().numpy()
+    difference = np.abs(drawn - expected).max()
+    assert difference <= PIXEL_TOLERANCE, f"at z = {z}: the drawn digit differs from PyTorch's by {difference:.4f}"
+    return drawn
+
+
+def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_book):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    data = explorer.ExplorerData.from_payload(
+        explorer.read_payload((built_book / f"{EXPLORER_PAGE}.html").read_text()))
+    browser.get(site + EXPLORER_PAGE + ".html")
+    _severe(browser)
+    box = browser.find_element(By.CSS_SELECTOR, ".vae-explorer")
+    scatter = box.find_element(By.CSS_SELECTOR, ".vx-scatter")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    start = _explorer_state(browser)
+    assert start["mode"] == "explore" and start["renders"] >= 1, "the explorer did not start"
+
+    # Of the class centroids and four points near the corners of the view, the two whose decodings differ most
+    # (a model trained for seconds, as in the fast build, draws much the same blur everywhere else).
+    present = [c for c, centroid in enumerate(data.centroids) if centroid is not None]
+    candidates = [tuple(float(v) for v in data.centroids[c]) for c in present]
+    candidates += [(sx * 0.8 * data.extent, sy * 0.8 * data.extent) for sx in (-1, 1) for sy in (-1, 1)]
+    decoded = data.decode(torch.tensor(candidates))
+    gap = (decoded[:, None] - decoded[None]).abs().amax(-1)
+    a, b = divmod(int(gap.argmax()), len(candidates))
+    step = 2 * data.extent / 300  # about one screen pixel in z
+    drawn = []
+    for target in (candidates[a], candidates[b]):
+        point = browser.execute_script("return arguments[0].vaeExplorer.toCanvas(arguments[1], arguments[2])",
+                                       box, float(target[0]), float(target[1]))
+        before = _explorer_state(browser)["renders"]
+        ActionChains(browser).move_to_element_with_offset(
+            scatter, int(round(point["x"] - scatter.size["width"] / 2)),
+            int(round(point["y"] - scatter.size["height"] / 2))).perform()
+        state = _wait_for_render(browser, before)
+        z = [float(v) for v in state["z"].split()]
+        assert np.allclose(z, target, atol=2 * step), f"the pointer at {target} decoded z = {z}"
+        drawn.append(_check_drawn_digit(state, data))
+    change = np.abs(drawn[0] - drawn[1]).max()
+    assert change > 4 / 255 + 2 * PIXEL_TOLERANCE, f"moving the pointer changed no pixel by more than {change:.3f}"
+    browser.save_screenshot(str(_screenshot_dir() / "05_vae_explorer.png"))
+
+    # The walk, from one class centroid to another (the two most different), to t = 0.30 by keyboard.
+    a, b = divmod(int(gap[:len(present), :len(present)].argmax()), len(present))
+    box.find_element(By.CSS_SELECTOR, "input[value=walk]").click()
+    Select(box.find_elements(By.CSS_SELECTOR, ".vx-interp select")[0]).select_by_value(str(present[a]))
+    Select(box.find_elements(By.CSS_SELECTOR, ".vx-interp select")[1]).select_by_value(str(present[b]))
+    slider = box.find_element(By.CSS_SELECTOR, ".vx-interp input[type=range]")
+    slider.send_keys(*[Keys.ARROW_RIGHT] * 30)
+    start_z, end_z = np.array(candidates[a], np.float64), np.array(candidates[b], np.float64)
+    expected_z = (0.7 * start_z + 0.3 * end_z).astype(np.float32)
+    deadline = time.monotonic() + 10
+    while True:  # the widget redraws once per animation frame, so wait for the last key's frame
+        state = _explorer_state(browser)
+        z = np.array([float(v) for v in state["z"].split()])
+        if np.allclose(z, expected_z, atol=1e-6) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert state["mode"] == "walk"
+    assert np.allclose(z, expected_z, atol=1e-6), f"t = 0.3 of the walk should decode {expected_z}, got {z}"
+    _check_drawn_digit(state, data)
+    browser.save_screenshot(str(_screenshot_dir() / "05_vae_explorer_walk.png"))
+    assert not _severe(browser), "the explorer logged errors"
+
+
+def test_the_explorer_works_from_the_files_without_a_server(browser, built_book):
+    """Opening the built page straight from disk (file://, no network at all) still runs the explorer."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get((built_book / f"{EXPLORER_PAGE}.html").resolve().as_uri())
+    box = browser.find_element(By.CSS_SELECTOR, ".vae-explorer")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    before = _explorer_state(browser)["renders"]
+    assert before >= 1, "the explorer did not start from file://"
+    scatter = box.find_element(By.CSS_SELECTOR, ".vx-scatter")
+    ActionChains(browser).move_to_element_with_offset(scatter, 30, -40).perform()
+    state = _wait_for_render(browser, before)
+    data = explorer.ExplorerData.from_payload(
+        explorer.read_payload((built_book / f"{EXPLORER_PAGE}.html").read_text()))
+    _check_drawn_digit(state, data)

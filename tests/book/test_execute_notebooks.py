@@ -1,0 +1,111 @@
+"""tools/execute_notebooks.py fills jupyter-book's cache in parallel, skips what is current, reruns what is stale,
+runs the gathering chapters last, and fails loudly naming the notebook and the cell."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "execute_notebooks.py"
+
+
+def _notebook(path: Path, *sources: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A tiny book: two chapters that append their names to a log, and a gathering chapter that reads it."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "vae_lesson").mkdir()
+    (tmp_path / "vae_lesson" / "__init__.py").write_text("VERSION = 1\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: notebooks/01_a\n"
+                                       "- file: notebooks/10_reference_numbers\n- file: notebooks/02_b\n")
+    log = "open('../log.txt', 'a').write({!r} + '\\n')"
+    _notebook(tmp_path / "notebooks" / "01_a.ipynb", log.format("01_a"), "import os; print(os.environ.get('OMP_NUM_THREADS'))")
+    _notebook(tmp_path / "notebooks" / "02_b.ipynb", log.format("02_b"))
+    _notebook(tmp_path / "notebooks" / "10_reference_numbers.ipynb", log.format("10"),
+              "print(sorted(open('../log.txt').read().split()))")
+    return tmp_path
+
+
+def _run(book, *args):
+    return subprocess.run([sys.executable, str(TOOL), "--root", str(book), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _log(book):
+    path = book / "log.txt"
+    runs = path.read_text().split() if path.is_file() else []
+    path.unlink(missing_ok=True)
+    return runs
+
+
+def _cached_output(book, name):
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(book / "_build" / ".jupyter_cache"))
+    nb = nbformat.read(book / "notebooks" / f"{name}.ipynb", as_version=4)
+    _, merged = cache.merge_match_into_notebook(nb)
+    return ["".join(o.get("text", "") for o in c.outputs) for c in merged.cells]
+
+
+def test_executes_caches_skips_and_reruns(book):
+    result = _run(book, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    runs = _log(book)
+    assert sorted(runs[:2]) == ["01_a", "02_b"] and runs[2] == "10"  # the gathering chapter last
+    # each of two parallel kernels is limited to one thread; the gatherer saw both chapters' records
+    assert _cached_output(book, "01_a")[1].strip() == "1"
+    assert "'01_a', '02_b', '10'" in _cached_output(book, "10_reference_numbers")[1]
+    times = json.loads((book / "_build" / "execution_times.json").read_text())
+    assert set(times["seconds"]) == {"01_a", "10_reference_numbers", "02_b"} and times["jobs"] == 2
+    assert all(value > 0 for value in times["seconds"].values()) and times["machine"]["cores"]
+
+    # nothing changed: nothing runs
+    result = _run(book, "--jobs", "2")
+    assert result.returncode == 0 and "nothing to execute" in result.stdout and _log(book) == []
+
+    # one chapter's code changed: it runs, and so does the gathering chapter, the other one does not
+    _notebook(book / "notebooks" / "02_b.ipynb", "open('../log.txt', 'a').write('02_b\\n')", "x = 2")
+    assert _run(book, "--jobs", "1").returncode == 0
+    assert _log(book) == ["02_b", "10"]
+
+    # the package changed: jupyter-cache cannot see it, the fingerprint does, and everything runs again
+    (book / "vae_lesson" / "__init__.py").write_text("VERSION = 2\n")
+    source = book / "notebooks" / "01_a.ipynb"
+    os.utime(source, (1_000_000, 1_000_000))
+    result = _run(book, "--jobs", "2")
+    assert result.returncode == 0 and "executing every notebook" in result.stdout
+    assert sorted(_log(book)) == ["01_a", "02_b", "10"]
+    # re-executed pages look new to Sphinx, which re-renders only sources newer than their last build
+    assert source.stat().st_mtime > 1_000_000
+
+
+def test_a_failing_notebook_stops_with_its_name_and_cell(book):
+    _notebook(book / "notebooks" / "02_b.ipynb", "x = 1", "def f():\n    return 1 / 0\nf()")
+    result = _run(book, "--jobs", "2")
+    assert result.returncode == 1
+    assert "FAILED: notebooks/02_b.ipynb" in result.stderr
+    assert "cell 2 of 2 raised ZeroDivisionError: division by zero" in result.stderr
+    assert "    return 1 / 0" in result.stderr  # the failing cell's code is quoted
+    assert "10" not in _log(book)  # the gathering chapter did not run on incomplete results
+    assert not (book / "_build" / ".jupyter_cache" / "vae_lesson.fingerprint").exists()
+
+
+def test_a_failing_gathering_chapter_is_reported_too(book):
+    _notebook(book / "notebooks" / "10_reference_numbers.ipynb", "raise RuntimeError('no results recorded')")
+    result = _run(book, "--jobs", "2")
+    assert result.returncode == 1
+    assert "FAILED: notebooks/10_reference_numbers.ipynb" in result.stderr
+    assert "cell 1 of 1 raised RuntimeError: no results recorded" in result.stderr
