@@ -25,7 +25,9 @@ import torch
 from . import ablation, build, machine, quality, training
 
 HEADLINE_BATCH = 100
-TARGET_RATIO, TARGET_FRACTION = 1.5, 0.60  # vl.train at batch 100: speed-up over the reference, share of peak
+# At batch 100, speed-up over the reference: vl.train's default (the autograd loop the book shows) and the
+# opt-in backward="manual"; share of the matmul peak for the default.
+TARGET_RATIO, TARGET_RATIO_MANUAL, TARGET_FRACTION = 1.25, 1.6, 0.60
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Config:
     n_train: int = 4000
     n_test: int = 1000
     n_latent: int = 20
-    n_h: int = 500
+    n_hidden: int = 500
     only: tuple = ("training", "quality")
     fast_build: bool = False  # the build benchmark in fast mode (VAE_LESSON_FAST=1): checks the measurement only
     data: tuple | None = field(default=None, repr=False)  # (x_train, x_test) flat in [0, 1]; None: MNIST
@@ -93,22 +95,26 @@ def run(config: Config) -> dict:
     if "training" in config.only:
         results["training"] = training.run(
             x_train, batch_sizes=config.batch_sizes, threads=threads,
-            rounds=config.rounds, examples=config.examples_per_round, n_latent=config.n_latent, n_h=config.n_h)
+            rounds=config.rounds, examples=config.examples_per_round, n_latent=config.n_latent, n_hidden=config.n_hidden)
     if "ablation" in config.only:
         n = config.examples_per_round // HEADLINE_BATCH * HEADLINE_BATCH
         results["ablation"] = ablation.run(x_train.repeat(-(-n // len(x_train)), 1)[:n], batch_size=HEADLINE_BATCH,
-                                           rounds=config.rounds, n_latent=config.n_latent, n_h=config.n_h)
+                                           rounds=config.rounds, n_latent=config.n_latent, n_hidden=config.n_hidden)
     if "quality" in config.only:
         results["quality"] = quality.run(x_train, x_test, epochs=config.quality_epochs, seeds=config.quality_seeds,
-                                         batch_size=HEADLINE_BATCH, n_latent=config.n_latent, n_h=config.n_h)
+                                         batch_size=HEADLINE_BATCH, n_latent=config.n_latent, n_hidden=config.n_hidden)
     print(f"\nwall time: {time.perf_counter() - started:.0f} s")
     if "training" in results and HEADLINE_BATCH in results["training"]:
         head = results["training"][HEADLINE_BATCH]
         ratio, fraction = head.ratio_vs_reference(headline_threads), head.fraction_of_peak("vl.train", headline_threads)
+        manual = head.ratio_vs_reference(headline_threads, "vl.train manual")
         verdict = {True: "met", False: "not met"}
-        print(f"targets: ratio >= {TARGET_RATIO} {verdict[ratio >= TARGET_RATIO]}, fraction >= {TARGET_FRACTION} "
+        print(f"targets: default ratio >= {TARGET_RATIO} {verdict[ratio >= TARGET_RATIO]}, opt-in ratio >= "
+              f"{TARGET_RATIO_MANUAL} {verdict[manual >= TARGET_RATIO_MANUAL]}, fraction >= {TARGET_FRACTION} "
               f"{verdict[fraction >= TARGET_FRACTION]}")
-        print(f"headline: vl.train at batch {HEADLINE_BATCH} with {headline_threads} thread(s) (this process's default)")
+        print(f"opt-in backward='manual': throughput ratio vs reference (batch {HEADLINE_BATCH}): {manual:.3f}")
+        print(f"headline: vl.train's default (the autograd loop) at batch {HEADLINE_BATCH} with {headline_threads} "
+              "thread(s) (this process's default)")
         print(f"throughput ratio vs reference (batch {HEADLINE_BATCH}): {ratio:.3f}")
         print(f"fraction of matmul peak (batch {HEADLINE_BATCH}): {fraction:.3f}")
     return results

@@ -87,7 +87,7 @@ def make_loop(model, x, *, batch_size: int, loader: bool, item: bool, adam: str,
     return manual_epoch if manual else epoch
 
 
-def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: int = 20, n_h: int = 500,
+def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: int = 20, n_hidden: int = 500,
         threads: int | None = None) -> dict:
     """Interleave every variant; print examples per second and the median per-round ratio to the reference."""
     saved = torch.get_num_threads()
@@ -96,7 +96,7 @@ def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: in
     try:
         def model():
             vl.set_seed(0)
-            return vl.VAE(x.shape[1], n_latent, n_h)
+            return vl.VAE(x.shape[1], n_latent, n_hidden)
 
         base = dict(batch_size=batch_size, loader=False, item=False, adam="fused")
         loops = {
@@ -124,7 +124,7 @@ def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: in
         loops["vl.train"], ours = run_vl_train("manual")
         result = interleave(loops, rounds)
 
-        print(f"\n== ablation: VAE({x.shape[1]}, {n_latent}, {n_h}), batch {batch_size}, {torch.get_num_threads()} "
+        print(f"\n== ablation: VAE({x.shape[1]}, {n_latent}, {n_hidden}), batch {batch_size}, {torch.get_num_threads()} "
               f"thread(s), {len(x):,} examples per round, {rounds} rounds interleaved ==")
         print(f"  {'variant':<18} {'examples/s median':>18} {'vs reference':>13} {'vs previous rung':>17}")
         previous = None

@@ -56,23 +56,23 @@ class QualityResult:
         return "WORSE than the reference beyond noise (difference > 2 standard errors)"
 
 
-def _build(seed: int, n_in: int, n_latent: int, n_h: int) -> vl.VAE:
+def _build(seed: int, n_in: int, n_latent: int, n_hidden: int) -> vl.VAE:
     vl.set_seed(seed)
-    return vl.VAE(n_in, n_latent, n_h)
+    return vl.VAE(n_in, n_latent, n_hidden)
 
 
 def run(x_train: torch.Tensor, x_test: torch.Tensor, *, epochs: int, seeds, batch_size: int = 100, lr: float = 1e-3,
-        n_latent: int = 20, n_h: int = 500, verbose: bool = True) -> QualityResult:
+        n_latent: int = 20, n_hidden: int = 500, verbose: bool = True) -> QualityResult:
     """Train both loops for ``epochs`` epochs per seed and compare their test -ELBO."""
     result = QualityResult(epochs, len(x_train), len(x_test))
     if verbose:
-        print(f"\n== quality at equal budget: VAE({x_train.shape[1]}, {n_latent}, {n_h}), {epochs} epochs, batch "
+        print(f"\n== quality at equal budget: VAE({x_train.shape[1]}, {n_latent}, {n_hidden}), {epochs} epochs, batch "
               f"{batch_size}, lr {lr}, {len(x_train):,} training / {len(x_test):,} test examples, "
               f"{torch.get_num_threads()} thread(s) ==")
         print("test -ELBO in nats per image (C = 1, one z sample per image, fixed evaluation seed); lower is better")
         print(f"  {'seed':>4}  {'vl.train':>9}  {'reference':>9}  {'difference':>10}")
     for seed in seeds:
-        ours, theirs = _build(seed, x_train.shape[1], n_latent, n_h), _build(seed, x_train.shape[1], n_latent, n_h)
+        ours, theirs = _build(seed, x_train.shape[1], n_latent, n_hidden), _build(seed, x_train.shape[1], n_latent, n_hidden)
         same = all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
         vl.train(ours, x_train, num_epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, quiet=True)
         reference_train(theirs, x_train, num_epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)

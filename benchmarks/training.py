@@ -2,7 +2,9 @@
 
 For each batch size and thread count three contenders process the same number of examples per round:
 
-* ``vl.train``: one epoch of ``vae_lesson``'s loop per round (its validation and setup included);
+* ``vl.train``: one epoch of ``vae_lesson``'s default loop per round (the autograd loop of chapter 01,
+  ``train_epoch``; its validation and setup included);
+* ``vl.train manual``: the same with the opt-in ``backward="manual"`` (the hand-derived gradients);
 * ``reference``: one epoch of :class:`benchmarks.reference.ReferenceLoop` (DataLoader, default Adam, .item());
 * ``matmul peak``: only the matrix products of those training steps, timed with ``torch.addmm``/``torch.mm``
   on tensors of exactly the layers' shapes and layouts: the speed the loop would reach if the layers'
@@ -15,8 +17,8 @@ layer, whose input is the data). Bias additions, activations, the loss and Adam 
 are the overhead the fraction of peak measures. Because the peak is timed on the same products, the
 fraction of peak equals (matmul time of a step) / (time of a step), whatever the counting convention.
 
-``vl.train`` computes this model's gradients by hand (:mod:`vae_lesson.chapters.manual_backward`): the same
-products, except that the two encoder heads (500 -> 20 each) are one 500 -> 40 product. The peak times
+``vl.train manual`` computes this model's gradients by hand (:mod:`vae_lesson.chapters.manual_backward`): the
+same products, except that the two encoder heads (500 -> 20 each) are one 500 -> 40 product. The peak times
 them separately, as autograd runs them; they are under 2 % of a step's FLOPs.
 """
 
@@ -33,7 +35,8 @@ import vae_lesson as vl
 from ._timing import Rounds, interleave
 from .reference import ReferenceLoop
 
-CONTENDERS = ("vl.train", "reference", "matmul peak")
+# vl.train: its default, the autograd loop of chapter 01; vl.train manual: the opt-in backward="manual"
+CONTENDERS = ("vl.train", "vl.train manual", "reference", "matmul peak")
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,9 @@ class BatchResult:
     def gflops(self, contender: str, threads: int, stat: str = "best") -> float:
         return self.rate(contender, threads, stat) * self.flops_per_step / self.batch_size / 1e9
 
-    def ratio_vs_reference(self, threads: int) -> float:
-        """Median over rounds of vl.train's rate / the reference's rate in the same round."""
-        return self.rounds.median_ratio(self.key("vl.train", threads), self.key("reference", threads))
+    def ratio_vs_reference(self, threads: int, contender: str = "vl.train") -> float:
+        """Median over rounds of ``contender``'s rate / the reference's rate in the same round."""
+        return self.rounds.median_ratio(self.key(contender, threads), self.key("reference", threads))
 
     def fraction_of_peak(self, contender: str, threads: int) -> float:
         """Best-of-rounds GFLOP/s of ``contender`` over the best-of-rounds matmul peak (same threads)."""
@@ -151,16 +154,18 @@ def _with_threads(n: int, fn):
     return run
 
 
-def measure_batch(x: torch.Tensor, batch_size: int, threads, *, rounds: int, n_latent: int = 20, n_h: int = 500,
+def measure_batch(x: torch.Tensor, batch_size: int, threads, *, rounds: int, n_latent: int = 20, n_hidden: int = 500,
                   seed: int = 0) -> BatchResult:
     """Interleave vl.train, the reference loop and the matmul peak on ``x`` (one epoch of it per round)."""
     if len(x) % batch_size:
         raise ValueError(f"the examples per round ({len(x)}) must be a multiple of batch_size ({batch_size})")
     n_in = x.shape[1]
     vl.set_seed(seed)
-    ours = vl.VAE(n_in, n_latent, n_h)
+    ours = vl.VAE(n_in, n_latent, n_hidden)
     vl.set_seed(seed)
-    theirs = vl.VAE(n_in, n_latent, n_h)
+    ours_manual = vl.VAE(n_in, n_latent, n_hidden)
+    vl.set_seed(seed)
+    theirs = vl.VAE(n_in, n_latent, n_hidden)
     reference = ReferenceLoop(theirs, x, batch_size=batch_size, seed=seed)
     products = step_products(ours, x[:batch_size])
     steps = len(x) // batch_size
@@ -170,6 +175,12 @@ def measure_batch(x: torch.Tensor, batch_size: int, threads, *, rounds: int, n_l
     def run_ours():
         calls["n"] += 1  # a new shuffling seed each round, as successive epochs would have
         vl.train(ours, x, num_epochs=1, batch_size=batch_size, seed=seed + calls["n"], quiet=True)
+        return len(x)
+
+    def run_manual():
+        calls["n"] += 1
+        vl.train(ours_manual, x, num_epochs=1, batch_size=batch_size, seed=seed + calls["n"], quiet=True,
+                 backward="manual")
         return len(x)
 
     def run_peak():
@@ -182,6 +193,7 @@ def measure_batch(x: torch.Tensor, batch_size: int, threads, *, rounds: int, n_l
         contenders = {}
         for n in threads:
             contenders[f"vl.train @{n}"] = _with_threads(n, run_ours)
+            contenders[f"vl.train manual @{n}"] = _with_threads(n, run_manual)
             contenders[f"reference @{n}"] = _with_threads(n, reference.run_epochs)
             contenders[f"matmul peak @{n}"] = _with_threads(n, run_peak)
         result = interleave(contenders, rounds)
@@ -206,13 +218,13 @@ def print_batch(res: BatchResult, examples: int, rounds: int) -> None:
     flops = res.flops_per_step
     print(f"\nbatch {res.batch_size}: {examples:,} examples per contender per round, {rounds} rounds, "
           f"order alternating; {flops / 1e9:.4f} GFLOP per step ({flops / res.batch_size / 1e6:.3f} MFLOP per example)")
-    print(f"  {'threads':>7}  {'contender':<12} {'examples/s median':>18} {'best':>8} {'GFLOP/s best':>13} "
+    print(f"  {'threads':>7}  {'contender':<16} {'examples/s median':>18} {'best':>8} {'GFLOP/s best':>13} "
           f"{'vs reference':>13} {'of matmul peak':>15}")
     for n in res.threads:
         for c in CONTENDERS:
             ratio = res.rounds.median_ratio(res.key(c, n), res.key("reference", n))
             frac = res.fraction_of_peak(c, n)
-            print(f"  {n:>7}  {c:<12} {res.rate(c, n):>18,.0f} {res.rate(c, n, 'best'):>8,.0f} "
+            print(f"  {n:>7}  {c:<16} {res.rate(c, n):>18,.0f} {res.rate(c, n, 'best'):>8,.0f} "
                   f"{res.gflops(c, n):>13.1f} {ratio:>12.2f}x {frac:>14.0%}")
     if len(res.threads) > 1:
         lo, hi = res.threads[0], res.threads[-1]
@@ -221,11 +233,11 @@ def print_batch(res: BatchResult, examples: int, rounds: int) -> None:
 
 
 def run(x_train: torch.Tensor, *, batch_sizes, threads, rounds: int, examples: int,
-        n_latent: int = 20, n_h: int = 500) -> dict:
+        n_latent: int = 20, n_hidden: int = 500) -> dict:
     """Measure every batch size; print a table per batch size; return {batch_size: BatchResult}."""
-    print(f"\n== training throughput: VAE({x_train.shape[1]}, {n_latent}, {n_h}) ==")
+    print(f"\n== training throughput: VAE({x_train.shape[1]}, {n_latent}, {n_hidden}) ==")
     vl.set_seed(0)
-    probe = vl.VAE(x_train.shape[1], n_latent, n_h)
+    probe = vl.VAE(x_train.shape[1], n_latent, n_hidden)
     print("matrix products per step (m x k x n): " + describe_products(step_products(probe, x_train[:100])))
     print("FLOPs = 2*m*k*n per product: forward, weight gradient, and input gradient except for the first layer "
           "(its input is the data); biases, activations, loss and Adam not counted")
@@ -233,6 +245,6 @@ def run(x_train: torch.Tensor, *, batch_sizes, threads, rounds: int, examples: i
     for batch_size in batch_sizes:
         n = max(examples, 4 * batch_size) // batch_size * batch_size  # at least four steps per round
         x = x_train.repeat(math.ceil(n / len(x_train)), 1)[:n]  # repeated if more examples are needed
-        results[batch_size] = measure_batch(x, batch_size, threads, rounds=rounds, n_latent=n_latent, n_h=n_h)
+        results[batch_size] = measure_batch(x, batch_size, threads, rounds=rounds, n_latent=n_latent, n_hidden=n_hidden)
         print_batch(results[batch_size], n, rounds)
     return results

@@ -1,21 +1,22 @@
-"""Execute the book's notebooks into jupyter-book's execution cache, several at a time, before the build.
+"""Execute the book's notebooks into jupyter-book's execution cache, in parallel, before the build.
 
     python tools/execute_notebooks.py [--jobs N] [--cache _build/.jupyter_cache] [--force]
 
-jupyter-book (myst-nb with ``execute_notebooks: cache``) executes notebooks one after the other while
-it parses them. The models in this book are small: one notebook cannot keep two cores busy, so two
-notebooks with one thread each finish far sooner than the same two one after the other. This script
-fills the same cache first, ``--jobs`` notebooks at a time, each kernel limited to one thread when more
-than one runs; the build then finds every notebook in the cache and only renders.
+jupyter-book (myst-nb with ``execute_notebooks: cache``) executes notebooks one after the other
+while it parses them. The models in this book are small: one notebook cannot keep two cores busy, so
+two notebooks with one thread each finish far sooner than the same two one after the other. This
+script fills the same cache first, ``--jobs`` notebooks at a time, each kernel limited to one thread
+when more than one runs; the build then finds every notebook in the cache and only renders.
 
 It also closes a gap of jupyter-cache, which recognises a notebook by its code cells alone: after a
-change to ``vae_lesson`` (or to the torch version) a rebuild would show outputs computed with the old
-code. A fingerprint of the package sources is kept next to the cache; when it changes, every notebook
-runs again.
+change to ``vae_lesson`` (or to the torch version) a rebuild would show outputs computed with the
+old code. A fingerprint of the package sources is kept next to the cache; when it changes, every
+notebook runs again.
 
-Chapters that gather what other chapters recorded (``LAST``) run after all others, and again whenever
-any other chapter ran. Per-notebook wall times go to ``<build>/execution_times.json`` for the appendix.
-A notebook that fails stops the script with exit status 1 and a message naming the notebook and cell.
+Chapters that gather what other chapters recorded (``LAST``) run after all others, and again
+whenever any other chapter ran. Per-notebook wall times go to ``<build>/execution_times.json`` for
+the appendix. A notebook that fails stops the script with exit status 1 and a message naming the
+notebook and cell.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
 
 
 def package_fingerprint(root: Path = ROOT) -> str:
-    """SHA-256 over the vae_lesson sources (Python and the explorer's JavaScript), requirements.txt and torch's version."""
+    """SHA-256 over the vae_lesson sources, requirements.txt and torch's version.
+
+    The sources are the package's Python files and the explorer's JavaScript.
+    """
     import torch
 
     digest = hashlib.sha256(torch.__version__.encode())
@@ -74,20 +78,29 @@ def package_fingerprint(root: Path = ROOT) -> str:
 
 
 def _execute(path: str, threads: int | None) -> tuple[str, str | None, float, str | None]:
-    """Run one notebook in its own folder; return (path, executed notebook JSON or None, seconds, error)."""
+    """Run one notebook in its own folder.
+
+    Returns (path, the executed notebook as JSON or None, seconds, error).
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel inherits it; torch reads it at import
-    # The kernel inherits this worker's stderr: keep its start-up chatter out of the build log (errors come
-    # back through nbclient and are reported by the main process).
+        # the kernel inherits it; torch reads it at import
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    # The kernel inherits this worker's stderr: keep its start-up chatter out of the build log
+    # (errors come back through nbclient and are reported by the main process).
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(Path(path).parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=TIMEOUT,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(Path(path).parent)}},
+    )
     started = time.perf_counter()
     try:
         client.execute()
@@ -99,23 +112,38 @@ def _execute(path: str, threads: int | None) -> tuple[str, str | None, float, st
 
 
 def _describe_failure(nb, err) -> str:
-    """Which cell failed (its number, counting every cell from 1, and its first lines) and the exception."""
+    """Which cell failed and the exception: the cell's number (counting from 1), its first lines."""
     for number, cell in enumerate(nb.cells, start=1):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if errors:
             lines = cell.source.splitlines()
-            shown = "\n".join("    " + line for line in lines[:8]) + ("\n    ..." if len(lines) > 8 else "")
-            return f"cell {number} of {len(nb.cells)} raised {errors[0]['ename']}: {errors[0]['evalue']}\n{shown}"
+            shown = "\n".join("    " + line for line in lines[:8]) + (
+                "\n    ..." if len(lines) > 8 else ""
+            )
+            return (
+                f"cell {number} of {len(nb.cells)} raised {errors[0]['ename']}: "
+                f"{errors[0]['evalue']}\n{shown}"
+            )
     return str(err)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="notebooks executed at once (default: 2, or 1 on a single core)")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the book's root folder (with _toc.yml)")
-    parser.add_argument("--build", type=Path, default=None, help="the book's build folder (default: <root>/_build)")
-    parser.add_argument("--force", action="store_true", help="execute every notebook, cached or not")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="notebooks executed at once (default: 2, or 1 on a single core)",
+    )
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the book's root folder (with _toc.yml)"
+    )
+    parser.add_argument(
+        "--build", type=Path, default=None, help="the book's build folder (default: <root>/_build)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="execute every notebook, cached or not"
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -132,7 +160,10 @@ def main(argv=None) -> int:
     fingerprint = package_fingerprint(root)
     stale_package = not stamp.is_file() or stamp.read_text().strip() != fingerprint
     if stale_package and stamp.is_file():
-        print("vae_lesson, requirements.txt or torch changed since the last build: executing every notebook")
+        print(
+            "vae_lesson, requirements.txt or torch changed since the last build: "
+            "executing every notebook"
+        )
 
     notebooks = toc_notebooks(root)
     times_path = build / "execution_times.json"
@@ -145,9 +176,18 @@ def main(argv=None) -> int:
         except KeyError:
             return False
 
-    todo = [p for p in notebooks if p.stem not in LAST and (args.force or stale_package or not cached(p))]
-    last = [p for p in notebooks if p.stem in LAST and (todo or args.force or stale_package or not cached(p))]
-    # Longest first (known from the previous build), so the pool does not end with one long notebook alone.
+    todo = [
+        p
+        for p in notebooks
+        if p.stem not in LAST and (args.force or stale_package or not cached(p))
+    ]
+    last = [
+        p
+        for p in notebooks
+        if p.stem in LAST and (todo or args.force or stale_package or not cached(p))
+    ]
+    # Longest first (known from the previous build), so the pool does not end with one long notebook
+    # alone.
     todo.sort(key=lambda p: -previous.get(p.stem, 0.0))
     seconds = dict(previous)
     threads = 1 if args.jobs > 1 else None
@@ -156,28 +196,43 @@ def main(argv=None) -> int:
     os.environ["VAE_LESSON_EXECUTION_TIMES"] = str(times_path.resolve())
 
     def write_times():
-        record = {"seconds": {p.stem: seconds.get(p.stem) for p in notebooks},
-                  "wall_seconds": round(time.perf_counter() - started, 1),
-                  "jobs": args.jobs, "threads_per_notebook": threads or "torch default",
-                  "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(terse=True),
-                              "python": platform.python_version(), "torch": _torch_version()}}
+        record = {
+            "seconds": {p.stem: seconds.get(p.stem) for p in notebooks},
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "jobs": args.jobs,
+            "threads_per_notebook": threads or "torch default",
+            "machine": {
+                "cpu": _cpu_model(),
+                "cores": os.cpu_count(),
+                "platform": platform.platform(terse=True),
+                "python": platform.python_version(),
+                "torch": _torch_version(),
+            },
+        }
         times_path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(times_path, json.dumps(record, indent=1))
 
     def store(path_text, executed, took):
         nb = nbformat.reads(executed, as_version=4)
-        cache.cache_notebook_bundle(CacheBundleIn(nb, path_text, data={"execution_seconds": took}),
-                                    check_validity=False, overwrite=True)
+        cache.cache_notebook_bundle(
+            CacheBundleIn(nb, path_text, data={"execution_seconds": took}),
+            check_validity=False,
+            overwrite=True,
+        )
         seconds[Path(path_text).stem] = round(took, 1)
-        # Sphinx re-reads a page only when its source is newer than its last build: a notebook re-executed
-        # with unchanged code (the package changed, or it gathers other chapters' results) must look new.
+        # Sphinx re-reads a page only when its source is newer than its last build: a notebook
+        # re-executed with unchanged code (the package changed, or it gathers other chapters'
+        # results) must look new.
         os.utime(path_text)
         print(f"  {Path(path_text).name}: {took:.0f} s", flush=True)
 
     failures = []
     if todo:
-        print(f"executing {len(todo)} notebook(s), {args.jobs} at a time"
-              + (" (one thread each)" if threads else ""), flush=True)
+        print(
+            f"executing {len(todo)} notebook(s), {args.jobs} at a time"
+            + (" (one thread each)" if threads else ""),
+            flush=True,
+        )
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = [pool.submit(_execute, str(p), threads) for p in todo]
             for future in as_completed(futures):
@@ -189,10 +244,14 @@ def main(argv=None) -> int:
     if not failures:
         if todo or last:
             write_times()
-        for path in last:  # one after the other, in book order: each may read what the ones before wrote
+        for (
+            path
+        ) in last:  # one after the other, in book order: each may read what the ones before wrote
             # in a child process too: _execute silences the stderr of the process it runs in
             with ProcessPoolExecutor(max_workers=1) as pool:
-                path_text, executed, took, error = pool.submit(_execute, str(path), threads).result()
+                path_text, executed, took, error = pool.submit(
+                    _execute, str(path), threads
+                ).result()
             if error is None:
                 store(path_text, executed, took)
                 write_times()
@@ -207,7 +266,10 @@ def main(argv=None) -> int:
     if todo or last:
         print(f"all notebooks executed in {time.perf_counter() - started:.0f} s of wall time")
     else:
-        print("every notebook is in the execution cache and vae_lesson is unchanged: nothing to execute")
+        print(
+            "every notebook is in the execution cache and vae_lesson is unchanged: "
+            "nothing to execute"
+        )
     stamp.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(stamp, fingerprint + "\n")
     return 0

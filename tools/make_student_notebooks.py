@@ -4,18 +4,21 @@
 
 For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
 
-- every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives), and its
-  solution removed; after the exercises, one code cell per exercise: a ``# TODO`` stub quoting the exercise;
+- every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives),
+  and its solution removed; after the exercises, one code cell per exercise: a ``# TODO`` stub
+  quoting the exercise;
 - code cells tagged ``solution`` replaced by such a stub;
-- code cells tagged ``long-training`` preceded by a note: they load a trained model from a ``checkpoints``
-  folder next to the notebook when the teacher provides one (``--checkpoints`` copies this machine's), and
-  train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR`` at that folder when it exists;
-- the book's cross-references, citations and equation labels turned into plain text, and outputs cleared;
+- code cells tagged ``long-training`` preceded by a note: they load a trained model from a
+  ``checkpoints`` folder next to the notebook when the teacher provides one (``--checkpoints``
+  copies this machine's), and train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR``
+  at that folder when it exists;
+- the book's cross-references, citations and equation labels turned into plain text, and
+  outputs cleared;
 - a Colab link to the student version itself.
 
 It also writes ``<out>/README.md``, the list of notebooks with their Colab links. The output is
-deterministic: running the command twice gives identical files, and a test checks the committed copies
-are up to date.
+deterministic: running the command twice gives identical files, and a test checks the committed
+copies are up to date.
 """
 
 from __future__ import annotations
@@ -33,14 +36,21 @@ from execute_notebooks import ROOT, toc_notebooks  # noqa: E402
 
 REPOSITORY = "vae-book/vae-book"
 COLAB = "https://colab.research.google.com/github/{repo}/blob/main/{path}"
-STUDENT_NOTE = ("*Student version: the exercises' solutions are removed. Write your answers in the cells marked "
-                "`# TODO`; the full chapter, with solutions, is in the book.*")
-LONG_TRAINING_NOTE = ("**Note:** the next cell trains models, which can take a few minutes on a laptop. If your "
-                      "teacher gave you a `checkpoints` folder, put it next to this notebook: the cell then loads "
-                      "the trained models in seconds (the setup cell at the top looks for it).")
-CHECKPOINT_SETUP = ('\n# A "checkpoints" folder next to this notebook (e.g. from your teacher) holds trained models.\n'
-                    'if os.path.isdir("checkpoints"):\n'
-                    '    os.environ.setdefault("VAE_LESSON_CHECKPOINT_DIR", os.path.abspath("checkpoints"))')
+STUDENT_NOTE = (
+    "*Student version: the exercises' solutions are removed. Write your answers in the cells "
+    "marked `# TODO`; the full chapter, with solutions, is in the book.*"
+)
+LONG_TRAINING_NOTE = (
+    "**Note:** the next cell trains models, which can take a few minutes on a laptop. If your "
+    "teacher gave you a `checkpoints` folder, put it next to this notebook: the cell then loads "
+    "the trained models in seconds (the setup cell at the top looks for it)."
+)
+CHECKPOINT_SETUP = (
+    '\n# A "checkpoints" folder next to this notebook (e.g. from your teacher) '
+    "holds trained models.\n"
+    'if os.path.isdir("checkpoints"):\n'
+    '    os.environ.setdefault("VAE_LESSON_CHECKPOINT_DIR", os.path.abspath("checkpoints"))'
+)
 
 _FENCE = re.compile(r"^(?P<fence>`{3,})\{(?P<name>[a-z:-]+)\}\s*(?P<arg>.*)$")
 
@@ -51,7 +61,9 @@ class Exercise:
 
 
 def _blocks(text: str):
-    """Split MyST text into ('text', lines) and ('directive', name, arg, options, body lines) pieces."""
+    """Split MyST text into ('text', lines) and ('directive', name, arg, options, body lines)
+    pieces.
+    """
     lines = text.split("\n")
     i = 0
     while i < len(lines):
@@ -76,7 +88,11 @@ def _blocks(text: str):
                 depth += 1  # a nested directive with a shorter fence
             elif lines[i].strip() == fence and depth == 0:
                 break
-            elif re.fullmatch(r"`{3,}", lines[i].strip()) and depth and len(lines[i].strip()) < len(fence):
+            elif (
+                re.fullmatch(r"`{3,}", lines[i].strip())
+                and depth
+                and len(lines[i].strip()) < len(fence)
+            ):
                 depth -= 1
             body.append(lines[i])
             i += 1
@@ -86,9 +102,13 @@ def _blocks(text: str):
 
 def _roles(text: str) -> str:
     """The book's inline roles as plain text that reads well in Jupyter."""
-    text = re.sub(r"\{doc\}`(?:[^`<]*<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", r"chapter *\1*", text)
+    text = re.sub(
+        r"\{doc\}`(?:[^`<]*<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", r"chapter *\1*", text
+    )
     text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)
-    text = re.sub(r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(
+        r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text
+    )
     text = re.sub(r"\{cite\}`([^`]+)`", lambda m: "(" + m.group(1).replace(",", "; ") + ")", text)
     return text
 
@@ -107,7 +127,11 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
         if name == "exercise":
             exercise = Exercise(arg, options.get("label", ""), body_text)
             exercises.append(exercise)
-            out.append(f"**Exercise: {arg}** ({exercise.label})" if exercise.label else f"**Exercise: {arg}**")
+            out.append(
+                f"**Exercise: {arg}** ({exercise.label})"
+                if exercise.label
+                else f"**Exercise: {arg}**"
+            )
             out.append("")
             out.append(convert_markdown(body_text)[0])
         elif name == "math":
@@ -119,7 +143,9 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
             title = arg or name.capitalize()
             out.append(f"> **{title}**")
             out.append(">")
-            out.extend("> " + line if line else ">" for line in convert_markdown(body_text)[0].split("\n"))
+            out.extend(
+                "> " + line if line else ">" for line in convert_markdown(body_text)[0].split("\n")
+            )
         else:
             out.append(convert_markdown(body_text)[0])
     return _roles("\n".join(out)), exercises
@@ -127,7 +153,7 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
 
 def _todo_cell(exercise: Exercise, cell_id: str):
     comment = "\n".join(f"# {line}".rstrip() for line in _roles(exercise.body).split("\n"))
-    source = f"# TODO: exercise \"{exercise.title}\" ({exercise.label})\n{comment}\n"
+    source = f'# TODO: exercise "{exercise.title}" ({exercise.label})\n{comment}\n'
     cell = nbformat.v4.new_code_cell(source)
     cell.id = cell_id
     return cell
@@ -152,13 +178,17 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
             new.id = cell.id
             if text.strip():
                 cells.append(new)
-            cells.extend(_todo_cell(e, f"{cell.id}-todo-{k}") for k, e in enumerate(exercises, start=1))
+            cells.extend(
+                _todo_cell(e, f"{cell.id}-todo-{k}") for k, e in enumerate(exercises, start=1)
+            )
             continue
         if cell.cell_type != "code":
             cells.append(cell)
             continue
         if "solution" in tags:
-            cells.append(_todo_cell(Exercise("solution", cell.id, "Your code here."), f"{cell.id}-todo"))
+            cells.append(
+                _todo_cell(Exercise("solution", cell.id, "Your code here."), f"{cell.id}-todo")
+            )
             continue
         if "long-training" in tags:
             note = nbformat.v4.new_markdown_cell(LONG_TRAINING_NOTE)
@@ -167,19 +197,24 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
         new = nbformat.v4.new_code_cell(cell.source)
         new.id = cell.id
         new.metadata = {k: v for k, v in cell.metadata.items() if k == "tags"}
-        if index == 1 and "remove-cell" in tags:  # the install cell: also look for the teacher's checkpoints
+        if (
+            index == 1 and "remove-cell" in tags
+        ):  # the install cell: also look for the teacher's checkpoints
             new.source = cell.source + "\n" + CHECKPOINT_SETUP
         cells.append(new)
     nb.cells = cells
-    nb.metadata = {"kernelspec": nb.metadata.get("kernelspec", {"name": "python3", "display_name": "Python 3",
-                                                                 "language": "python"}),
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": nb.metadata.get(
+            "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+        ),
+        "language_info": {"name": "python"},
+    }
     nbformat.validate(nb)
     return nb
 
 
 def solution_code(path: Path) -> list[str]:
-    """The code lines of every solution of the full notebook (what must not appear in the student version)."""
+    """The code lines of every solution of the full notebook (what must not reach the students)."""
     nb = nbformat.read(path, as_version=4)
     found = []
     for cell in nb.cells:
@@ -201,28 +236,48 @@ def solution_code(path: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "student", help="output folder (default: student/)")
-    parser.add_argument("--checkpoints", action="store_true",
-                        help="also copy this machine's trained checkpoints into <out>/checkpoints for students")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "student", help="output folder (default: student/)"
+    )
+    parser.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="also copy this machine's trained checkpoints into <out>/checkpoints for students",
+    )
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     notebooks = toc_notebooks(ROOT)
-    index = ["# Student notebooks", "",
-             "Generated by `make student` from the chapters in `notebooks/`: the exercises without their solutions,",
-             "with a `# TODO` cell for each answer. Do not edit these files; edit the chapters and run the command again.",
-             "", "| chapter | open in Colab |", "| --- | --- |"]
+    index = [
+        "# Student notebooks",
+        "",
+        "Generated by `make student` from the chapters in `notebooks/`: the exercises without "
+        "their solutions,",
+        "with a `# TODO` cell for each answer. Do not edit these files; edit the chapters and run "
+        "the command again.",
+        "",
+        "| chapter | open in Colab |",
+        "| --- | --- |",
+    ]
     for path in notebooks:
-        nb = student_notebook(path)  # links point at student/ in the repository, wherever this copy is written
+        # links point at student/ in the repository, wherever this copy is written
+        nb = student_notebook(path)
         target = out / path.name
         tmp = target.with_name(target.name + ".tmp")
         nbformat.write(nb, tmp)
         tmp.replace(target)
         title = nb.cells[0].source.split("\n", 1)[0].lstrip("# ").strip()
-        index.append(f"| {title} | [{path.name}]({COLAB.format(repo=REPOSITORY, path=f'student/{path.name}')}) |")
-    index += ["", "Teachers: `python tools/make_student_notebooks.py --checkpoints` also copies the trained models of",
-              "the last book build into `checkpoints/`; hand that folder out with the notebooks and every chapter",
-              "loads its models instead of training them (see the teacher's guide in the book).", ""]
+        link = COLAB.format(repo=REPOSITORY, path=f"student/{path.name}")
+        index.append(f"| {title} | [{path.name}]({link}) |")
+    index += [
+        "",
+        "Teachers: `python tools/make_student_notebooks.py --checkpoints` also copies the trained "
+        "models of",
+        "the last book build into `checkpoints/`; hand that folder out with the notebooks and "
+        "every chapter",
+        "loads its models instead of training them (see the teacher's guide in the book).",
+        "",
+    ]
     (out / "README.md").write_text("\n".join(index))
     if args.checkpoints:
         from vae_lesson.infra.checkpoint import checkpoint_dir

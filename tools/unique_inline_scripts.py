@@ -33,5 +33,6 @@ def _drop_repeated_inline_scripts(app, pagename, templatename, context, doctree)
 
 
 def setup(app):
-    app.connect("html-page-context", _drop_repeated_inline_scripts, priority=900)  # after the themes
+    # priority 900: after the themes
+    app.connect("html-page-context", _drop_repeated_inline_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,11 +1,13 @@
-"""vae_lesson: the code of an open book on variational autoencoders, kept for later chapters to import.
+"""vae_lesson: the code of an open book on variational autoencoders, kept for later chapters.
 
 The package has three folders:
 
-- ``vae_lesson.core``: the teaching core, the code the chapters define on the page (the Chainer-named
-  losses, the autoencoder, the VAE, the training loop). ``import vae_lesson`` exposes it.
+- ``vae_lesson.core``: the teaching core, the code the chapters define on the page (the
+  Chainer-named losses, the autoencoder, the VAE, the training loop). ``import vae_lesson``
+  exposes it.
 - ``vae_lesson.chapters``: one module per later chapter (its models and experiments).
-- ``vae_lesson.infra``: data, checkpoints, argument checks, plots, GIFs, settings, the in-page explorer.
+- ``vae_lesson.infra``: data, checkpoints, argument checks, plots, GIFs, settings, the in-page
+  explorer.
 
 Chainer's vocabulary, PyTorch's mechanics: ``gaussian_kl_divergence``, ``bernoulli_nll`` and
 ``gaussian`` keep the names, argument order and reductions of ``chainer.functions``.
@@ -15,18 +17,66 @@ from .core.autoencoder import AELoss, AutoEncoder
 from .core.initializers import xavier_bound, xavier_init_
 from .core.losses import bernoulli_nll, gaussian_kl_divergence
 from .core.reparameterize import gaussian
-from .core.training import History, NonFiniteLossError, evaluate, load_or_train, set_seed, train, train_epoch
+from .core.training import (
+    History,
+    NonFiniteLossError,
+    evaluate,
+    load_or_train,
+    set_seed,
+    train,
+    train_epoch,
+)
 from .core.vae import VAE, VAELoss
-from .infra.checkpoint import Checkpoint, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from .infra.data import (ChecksumError, DataUnavailableError, IdxFormatError, ImageDataset, load_cifar10,
-                         load_digits, load_fashion_mnist, load_mnist, load_stl10)
+from .infra.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    checkpoint_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .infra.data import (
+    ChecksumError,
+    DataUnavailableError,
+    IdxFormatError,
+    ImageDataset,
+    load_cifar10,
+    load_digits,
+    load_fashion_mnist,
+    load_mnist,
+    load_stl10,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AELoss", "AutoEncoder", "Checkpoint", "CheckpointError", "ChecksumError", "DataUnavailableError",
-    "History", "IdxFormatError", "ImageDataset", "NonFiniteLossError", "VAE", "VAELoss",
-    "bernoulli_nll", "checkpoint_dir", "evaluate", "gaussian", "gaussian_kl_divergence", "load_checkpoint",
-    "load_cifar10", "load_digits", "load_fashion_mnist", "load_mnist", "load_stl10", "load_or_train",
-    "save_checkpoint", "set_seed", "train", "train_epoch", "xavier_bound", "xavier_init_",
+    "AELoss",
+    "AutoEncoder",
+    "Checkpoint",
+    "CheckpointError",
+    "ChecksumError",
+    "DataUnavailableError",
+    "History",
+    "IdxFormatError",
+    "ImageDataset",
+    "NonFiniteLossError",
+    "VAE",
+    "VAELoss",
+    "bernoulli_nll",
+    "checkpoint_dir",
+    "evaluate",
+    "gaussian",
+    "gaussian_kl_divergence",
+    "load_checkpoint",
+    "load_cifar10",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_mnist",
+    "load_stl10",
+    "load_or_train",
+    "save_checkpoint",
+    "set_seed",
+    "train",
+    "train_epoch",
+    "xavier_bound",
+    "xavier_init_",
 ]

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 from execute_notebooks import toc_pages  # noqa: E402
 
-PAGES = [p for p in toc_pages(ROOT) if p != "book/references"]
+PAGES = [p for p in toc_pages(ROOT) if p not in ("book/references", "book/glossary")]
 
 
 def _markdown(page: str) -> str:

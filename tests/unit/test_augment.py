@@ -223,6 +223,60 @@ def test_experiment_rows_and_cache(digits28, tmp_path):
     assert ax.get_xlabel() and ax.get_ylabel() and len(ax.get_legend().get_texts()) == 3
 
 
+def test_the_cache_runs_the_loop_it_is_given_and_keys_edited_loops_apart(digits28, tmp_path):
+    """load_or_run_experiment runs ``run`` (the chapter passes its own loop); a loop with the book's code keeps
+    the book's cache file, an edited one gets a file of its own."""
+    import linecache
+    import textwrap
+
+    x, y, xt, yt = digits28
+    settings = dict(n_trains=(20,), augmentations=("none", "shift-2"), seeds=(0,), classifier_steps=3,
+                    batch_size=16)
+    rows, path, _ = A.load_or_run_experiment(x, y, xt[:50], yt[:50], cache_dir=tmp_path, verbose=False, **settings)
+    calls = []
+
+    def fake(x_train, y_train, x_test, y_test, *, verbose, **given):
+        calls.append(given)
+        return [{"n_train": 20, "augmentation": "none", "seed": 0, "accuracy": 1.0}]
+
+    fake_rows, fake_path, loaded = A.load_or_run_experiment(x, y, xt[:50], yt[:50], cache_dir=tmp_path,
+                                                            verbose=False, run=fake, **settings)
+    assert calls == [settings] and fake_rows[0]["accuracy"] == 1.0 and not loaded and fake_path != path
+
+    def as_cell(text, name):  # a function defined in a notebook cell: its source is in linecache
+        linecache.cache[name] = (len(text), None, text.splitlines(True), name)
+        namespace = {}
+        exec(compile(text, name, "exec"), vars(A) | namespace, namespace)
+        return namespace["run_augmentation_experiment"]
+
+    import inspect
+    source = textwrap.dedent(inspect.getsource(A.run_augmentation_experiment))
+    same = as_cell("# the chapter's copy\n" + source, "<cell-same>")
+    again, same_path, loaded = A.load_or_run_experiment(x, y, xt[:50], yt[:50], cache_dir=tmp_path, verbose=False,
+                                                        run=same, **settings)
+    assert loaded and same_path == path and again == rows
+    edited = as_cell(source.replace("1000 + seed", "2000 + seed"), "<cell-edited>")
+    _, edited_path, loaded = A.load_or_run_experiment(x, y, xt[:50], yt[:50], cache_dir=tmp_path, verbose=False,
+                                                      run=edited, **settings)
+    assert not loaded and edited_path not in (path, fake_path)
+    with pytest.raises(TypeError, match="run must be"):
+        A.load_or_run_experiment(x, y, xt, yt, cache_dir=tmp_path, run="loop")
+
+
+def test_experiment_settings_fill_in_and_check():
+    full = A.experiment_settings({"seeds": (3,)})
+    assert full["seeds"] == (3,) and full["n_trains"] == A.DEFAULTS["n_trains"]
+    assert A.parse_augmentation("vae-10") == ("vae", 10) and A.parse_augmentation("none") == ("none", 0)
+    with pytest.raises(TypeError, match="unknown experiment setting"):
+        A.experiment_settings({"epochs": 3})
+    with pytest.raises(ValueError, match="augmentation must be"):
+        A.experiment_settings({"augmentations": ("none", "vae-0")})
+    with pytest.raises(ValueError, match="n_train"):
+        A.experiment_settings({"n_trains": (100, 0)})
+    with pytest.raises(ValueError, match="classifier_steps"):
+        A.experiment_settings({"classifier_steps": 2.5})
+
+
 def test_experiment_errors(digits28, tmp_path):
     x, y, xt, yt = digits28
     with pytest.raises(ValueError, match="augmentation must be"):

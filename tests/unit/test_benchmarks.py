@@ -159,7 +159,7 @@ def test_quick_flag_selects_the_short_configuration():
 
 
 def test_a_run_ends_with_the_two_machine_readable_lines(digits, capsys):
-    config = Config.quick(data=(digits.x_train_flat, digits.x_test_flat), n_latent=2, n_h=16, batch_sizes=(100, 200),
+    config = Config.quick(data=(digits.x_train_flat, digits.x_test_flat), n_latent=2, n_hidden=16, batch_sizes=(100, 200),
                           threads=(1,), rounds=1, examples_per_round=400, quality_epochs=1, quality_seeds=(0,),
                           n_train=400, n_test=100)
     results = run(config)
@@ -194,7 +194,7 @@ def test_equal_budget_quality_uses_the_same_data_seed_and_start(digits, monkeypa
     monkeypatch.setattr(quality.vl, "train", spy("ours", real_train))
     monkeypatch.setattr(quality, "reference_train", spy("reference", real_reference))
     x_train, x_test = digits.x_train_flat[:300], digits.x_test_flat[:100]
-    result = quality.run(x_train, x_test, epochs=2, seeds=(3, 4), n_latent=2, n_h=16, verbose=False)
+    result = quality.run(x_train, x_test, epochs=2, seeds=(3, 4), n_latent=2, n_hidden=16, verbose=False)
     assert [c[0] for c in calls] == ["ours", "reference", "ours", "reference"]
     for ours, theirs in (calls[:2], calls[2:]):
         assert ours[1] is theirs[1] is x_train
@@ -210,7 +210,7 @@ def test_equal_budget_quality_uses_the_same_data_seed_and_start(digits, monkeypa
 def test_ablation_times_every_variant(digits, capsys):
     from benchmarks import ablation
 
-    result = ablation.run(digits.x_train_flat[:200], batch_size=100, rounds=1, n_latent=2, n_h=16)
+    result = ablation.run(digits.x_train_flat[:200], batch_size=100, rounds=1, n_latent=2, n_hidden=16)
     out = capsys.readouterr().out
     for name in (*ablation.LADDER, *ablation.SIDE):
         assert name in out and len(result["training"].rates[name]) == 1

@@ -196,3 +196,57 @@ def test_conv_vae_log_likelihood_matches_the_loss_and_gives_an_iwae_bound():
     torch.testing.assert_close(model.log_likelihood(x, z), expected)
     bound = iwae_bound(model, x, K=4)
     assert bound.shape == (3,) and torch.isfinite(bound).all()
+
+
+def test_the_autoencoder_is_the_vae_without_its_variational_part():
+    torch.manual_seed(5)
+    vae = ConvVAE(1, 16, n_latent=4)
+    torch.manual_seed(5)
+    ae = ConvAutoEncoder(1, 16, n_latent=4)  # the same layers and, for the same seed, the same weights
+    assert isinstance(ae, ConvVAE)
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), ae.state_dict().values()))
+    x = torch.rand(3, 1, 16, 16)
+    mean, _ = vae.encode(x)
+    assert torch.equal(ae.encode(x), mean)  # the code is the mean head's output
+    assert torch.equal(ae(x), vae(x))  # both decode the mean
+    assert set(ae.loss(x)._fields) == {"total", "reconstruction"}
+
+
+def test_he_init_gives_zero_biases_he_weights_and_xavier_outputs():
+    torch.manual_seed(6)
+    model = ConvVAE(1, 28, n_latent=64)
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            assert torch.count_nonzero(module.bias) == 0
+    # Xavier-uniform outputs: |w| <= sqrt(6 / (fan_in + fan_out))
+    for layer in (model.enc_mean, model.enc_ln_var):
+        assert layer.weight.abs().max() <= (6 / (4096 + 64)) ** 0.5
+    # He-normal: the variance of a 3x3 convolution's weights is 2 / fan_in (fan_in = 64 * 9 here)
+    assert model.encoder[4].weight.var().item() == pytest.approx(2 / (64 * 9), rel=0.05)
+    # a kernel-2 transposed convolution: each output pixel sees one position per input channel
+    assert model.decoder[2].weight.var().item() == pytest.approx(2 / 256, rel=0.05)
+
+
+def test_a_class_defined_outside_the_package_checkpoints_under_its_name(tmp_path):
+    """The chapter defines its own ConvVAE; its checkpoints load into the package's class and back."""
+    Chapters = type("ConvVAE", (ConvVAE,), {})  # another class object with the same name, as in the notebook
+    torch.manual_seed(7)
+    model = Chapters(1, 8, n_latent=3)
+    path = vl.save_checkpoint(tmp_path / "chapter.pt", model)
+    loaded = vl.load_checkpoint(path).model
+    assert type(loaded) is ConvVAE and loaded.config == model.config
+    again = vl.load_checkpoint(path, Chapters(1, 8, n_latent=3)).model
+    z = torch.randn(2, 3)
+    assert torch.equal(again.decode(z), model.eval().decode(z)) and torch.equal(loaded.decode(z), again.decode(z))
+
+
+def test_weights_that_diverged_stop_training_with_a_clear_error():
+    torch.manual_seed(8)
+    model = ConvVAE(1, 8, n_latent=3)
+    with torch.no_grad():
+        model.encoder[0].weight.view(-1)[0] = float("nan")
+    x = torch.rand(10, 1, 8, 8)
+    with pytest.raises(ValueError, match="NaN"):  # the public losses refuse NaN (a NonFiniteError)
+        model.loss(x)
+    with pytest.raises(vl.NonFiniteLossError):
+        vl.train(model, x, num_epochs=1, batch_size=5, quiet=True)

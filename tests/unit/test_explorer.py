@@ -35,10 +35,10 @@ fs.writeFileSync(process.argv[4], JSON.stringify(images));
 """
 
 
-def _spread_model(act_func=torch.tanh, n_in=784, n_h=500, seed=0):
+def _spread_model(act_func=torch.tanh, n_in=784, n_hidden=500, seed=0):
     """A 2-D VAE whose decoder saturates tanh and gives pixels near 0 and 1 as well as in between."""
     torch.manual_seed(seed)
-    model = vl.VAE(n_in, 2, n_h, act_func=act_func)
+    model = vl.VAE(n_in, 2, n_hidden, act_func=act_func)
     with torch.no_grad():
         for layer in (model.ld1, model.ld2, model.ld3):
             layer.weight.mul_(3.0)
@@ -264,7 +264,7 @@ def test_javascript_decoder_matches_a_trained_model_and_every_activation(tmp_pat
     vl.train(trained, digits.x_train_flat[:500], num_epochs=3, batch_size=50, quiet=True)
     models = {"trained tanh (8x8 digits)": trained}
     for name in ("relu", "sigmoid", "softplus", "elu", "leaky_relu"):
-        models[name] = _spread_model(act_func=vl.infra.activations.ACTIVATIONS[name], n_in=64, n_h=40, seed=1)
+        models[name] = _spread_model(act_func=vl.infra.activations.ACTIVATIONS[name], n_in=64, n_hidden=40, seed=1)
     z = torch.randn(200, 2, generator=torch.Generator().manual_seed(4)) * 3
     for name, model in models.items():
         data = explorer.export_decoder(model, *_points(50), image_shape=(8, 8))

@@ -1,4 +1,4 @@
-"""Pathwise and score-function gradient estimators: exact per-draw values, unbiasedness, closed-form variances."""
+"""Pathwise and score-function gradient estimators: per-draw values, unbiasedness, variances."""
 
 import math
 
@@ -6,9 +6,18 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from vae_lesson.chapters.gradient_variance import (DecoderLoss, gradient_estimates, pathwise_samples, plot_variance,
-                                          quadrature_gradient, score_function_samples, square,
-                                          square_exact_gradient, square_per_sample_variance, variance_experiment)
+from vae_lesson.chapters.gradient_variance import (
+    DecoderLoss,
+    gradient_estimates,
+    pathwise_samples,
+    plot_variance,
+    quadrature_gradient,
+    score_function_samples,
+    square,
+    square_exact_gradient,
+    square_per_sample_variance,
+    variance_experiment,
+)
 
 F64 = torch.float64
 MU = torch.tensor([1.0], dtype=F64)
@@ -16,8 +25,15 @@ SIGMA = torch.tensor([0.8], dtype=F64)
 
 
 def _estimates(estimator, k, trials, seed=0, f=square, mean=MU, sigma=SIGMA):
-    return gradient_estimates(f, mean, sigma, estimator=estimator, num_samples=k, num_trials=trials,
-                              generator=torch.Generator().manual_seed(seed))
+    return gradient_estimates(
+        f,
+        mean,
+        sigma,
+        estimator=estimator,
+        num_samples=k,
+        num_trials=trials,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def _variance_and_se(est):
@@ -30,24 +46,42 @@ def _variance_and_se(est):
 def _decoder_objective():
     g = torch.Generator().manual_seed(0)
     target = torch.rand(16, generator=g, dtype=F64)
-    return DecoderLoss(target, latent_dim=2, hidden=8, seed=1), torch.tensor([0.3, -0.6], dtype=F64), torch.tensor([0.5, 0.9], dtype=F64)
+    return (
+        DecoderLoss(target, latent_dim=2, hidden=8, seed=1),
+        torch.tensor([0.3, -0.6], dtype=F64),
+        torch.tensor([0.5, 0.9], dtype=F64),
+    )
 
 
 def test_per_draw_values_match_the_formulas():
     eps = torch.randn(3, 5, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
     z = MU + SIGMA * eps
     # pathwise: d/dmu (mu + sigma eps)^2 = 2 z
-    torch.testing.assert_close(pathwise_samples(square, MU, SIGMA, eps), 2 * z, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(
+        pathwise_samples(square, MU, SIGMA, eps), 2 * z, rtol=1e-14, atol=1e-14
+    )
     # score: f(z) * d/dmu log N(z; mu, sigma^2) = f(z) (z - mu) / sigma^2
-    torch.testing.assert_close(score_function_samples(square, MU, SIGMA, eps), z**2 * (z - MU) / SIGMA**2,
-                               rtol=1e-13, atol=1e-13)
-    torch.testing.assert_close(score_function_samples(square, MU, SIGMA, eps, baseline=1.5),
-                               (z**2 - 1.5) * (z - MU) / SIGMA**2, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(
+        score_function_samples(square, MU, SIGMA, eps),
+        z**2 * (z - MU) / SIGMA**2,
+        rtol=1e-13,
+        atol=1e-13,
+    )
+    torch.testing.assert_close(
+        score_function_samples(square, MU, SIGMA, eps, baseline=1.5),
+        (z**2 - 1.5) * (z - MU) / SIGMA**2,
+        rtol=1e-13,
+        atol=1e-13,
+    )
     # leave-one-out: draw i uses the mean of f over the other draws of its own estimate
     f = z[..., 0] ** 2
     others = (f.sum(-1, keepdim=True) - f) / 4
-    torch.testing.assert_close(score_function_samples(square, MU, SIGMA, eps, baseline="leave-one-out"),
-                               ((f - others) * (z[..., 0] - MU) / SIGMA**2).unsqueeze(-1), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(
+        score_function_samples(square, MU, SIGMA, eps, baseline="leave-one-out"),
+        ((f - others) * (z[..., 0] - MU) / SIGMA**2).unsqueeze(-1),
+        rtol=1e-13,
+        atol=1e-13,
+    )
 
 
 @pytest.mark.parametrize("estimator", ["pathwise", "score", "score_baseline"])
@@ -68,18 +102,25 @@ def test_estimators_are_unbiased_for_a_decoder_loss(estimator):
 
 def test_quadrature_is_exact_for_the_square_and_agrees_with_a_huge_sample():
     mean, sigma = torch.tensor([0.7, -1.2], dtype=F64), torch.tensor([0.4, 1.5], dtype=F64)
-    torch.testing.assert_close(quadrature_gradient(square, mean, sigma, num_nodes=5), 2 * mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        quadrature_gradient(square, mean, sigma, num_nodes=5), 2 * mean, rtol=1e-12, atol=1e-12
+    )
     f, mean, sigma = _decoder_objective()
     est = _estimates("pathwise", k=200_000, trials=1, seed=3, f=f, mean=mean, sigma=sigma)[0]
-    per_draw = pathwise_samples(f, mean, sigma, torch.randn(1, 200_000, 2, generator=torch.Generator().manual_seed(3),
-                                                            dtype=F64))[0]
+    per_draw = pathwise_samples(
+        f,
+        mean,
+        sigma,
+        torch.randn(1, 200_000, 2, generator=torch.Generator().manual_seed(3), dtype=F64),
+    )[0]
     se = per_draw.std(0) / math.sqrt(200_000)
     assert ((est - quadrature_gradient(f, mean, sigma)).abs() < 4 * se).all()
 
 
 @pytest.mark.parametrize("k", [1, 10, 100])
 def test_pathwise_variance_is_four_sigma_squared_over_k(k):
-    # The draws 2(mu + sigma eps) are Gaussian, so the sample variance has standard error var * sqrt(2 / (T - 1)).
+    # The draws 2(mu + sigma eps) are Gaussian, so the sample variance has standard error
+    # var * sqrt(2 / (T - 1)).
     trials = 20_000
     var = _estimates("pathwise", k, trials, seed=4).var(0).item()
     expected = 4 * SIGMA.item() ** 2 / k
@@ -103,9 +144,15 @@ def test_score_function_variance_matches_its_closed_form_over_k(k, baseline):
 
 def test_closed_form_variances_at_mu_1_sigma_1():
     assert square_per_sample_variance(1.0, 1.0, "pathwise") == 4.0
-    assert square_per_sample_variance(1.0, 1.0, "score") == 30.0  # mu^4/sigma^2 + 14 mu^2 + 15 sigma^2
-    assert square_per_sample_variance(1.0, 1.0, "score", baseline=2.0) == 18.0  # baseline E f = mu^2 + sigma^2
-    assert square_per_sample_variance(1.0, 1.0, "score", baseline=4.0) == 14.0  # the best constant, mu^2 + 3 sigma^2
+    assert (
+        square_per_sample_variance(1.0, 1.0, "score") == 30.0
+    )  # mu^4/sigma^2 + 14 mu^2 + 15 sigma^2
+    assert (
+        square_per_sample_variance(1.0, 1.0, "score", baseline=2.0) == 18.0
+    )  # baseline E f = mu^2 + sigma^2
+    assert (
+        square_per_sample_variance(1.0, 1.0, "score", baseline=4.0) == 14.0
+    )  # the best constant, mu^2 + 3 sigma^2
 
 
 def test_score_function_variance_is_larger_on_both_objectives():
@@ -120,10 +167,18 @@ def test_score_function_variance_is_larger_on_both_objectives():
 
 
 def test_variance_falls_like_one_over_k_for_independent_draws():
-    # (Not for the leave-one-out baseline: its draws share the other draws' values, so K * Var falls with K.)
+    # (Not for the leave-one-out baseline: its draws share the other draws' values, so K * Var
+    # falls with K.)
     ks = torch.tensor([1.0, 10.0, 100.0], dtype=F64)
-    result = variance_experiment(square, MU, SIGMA, sample_sizes=(1, 10, 100), num_trials=6_000, seed=8,
-                                 estimators=("pathwise", "score"))
+    result = variance_experiment(
+        square,
+        MU,
+        SIGMA,
+        sample_sizes=(1, 10, 100),
+        num_trials=6_000,
+        seed=8,
+        estimators=("pathwise", "score"),
+    )
     for name, stats in result.stats.items():
         scaled = stats["variance"][:, 0] * ks  # K * Var: constant if Var ~ 1/K
         scaled_se = stats["variance_se"][:, 0] * ks
@@ -132,28 +187,75 @@ def test_variance_falls_like_one_over_k_for_independent_draws():
 
 
 def test_variance_experiment_is_seeded_and_plots():
-    kwargs = dict(sample_sizes=(1, 5), num_trials=200, seed=3, exact_gradient=square_exact_gradient(MU, SIGMA))
+    kwargs = dict(
+        sample_sizes=(1, 5), num_trials=200, seed=3, exact_gradient=square_exact_gradient(MU, SIGMA)
+    )
     a = variance_experiment(square, MU, SIGMA, **kwargs)
     b = variance_experiment(square, MU, SIGMA, **kwargs)
     for name in a.stats:
-        torch.testing.assert_close(a.stats[name]["variance"], b.stats[name]["variance"], equal_nan=True)
-    assert torch.isnan(a.stats["score_baseline"]["mean"][0]).all()  # no leave-one-out baseline with K = 1
+        torch.testing.assert_close(
+            a.stats[name]["variance"], b.stats[name]["variance"], equal_nan=True
+        )
+    assert torch.isnan(
+        a.stats["score_baseline"]["mean"][0]
+    ).all()  # no leave-one-out baseline with K = 1
     fig = plot_variance(a, closed_form={"pathwise": 4 * 0.64})
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
 
 
-@pytest.mark.parametrize("call,error,message", [
-    (lambda: pathwise_samples(square, torch.tensor(1.0, dtype=F64), 1.0, torch.zeros(2, 1, dtype=F64)), ValueError, r"mean must have shape \(d,\)"),
-    (lambda: pathwise_samples(square, MU, -1.0, torch.zeros(2, 1, dtype=F64)), ValueError, "strictly positive"),
-    (lambda: pathwise_samples(square, MU, SIGMA, torch.zeros(2, 3, dtype=F64)), ValueError, "eps must have shape"),
-    (lambda: score_function_samples(square, MU, SIGMA, torch.zeros(1, 1, dtype=F64), baseline="leave-one-out"), ValueError, "K >= 2"),
-    (lambda: score_function_samples(square, MU, SIGMA, torch.zeros(2, 1, dtype=F64), baseline="mean"), ValueError, "baseline must be"),
-    (lambda: gradient_estimates(square, MU, SIGMA, estimator="reinforce", num_samples=1, num_trials=1), ValueError, "estimator must be one of"),
-    (lambda: gradient_estimates(square, MU, SIGMA, estimator="score", num_samples=0, num_trials=1), ValueError, "num_samples must be a positive integer"),
-    (lambda: quadrature_gradient(square, torch.zeros(4, dtype=F64), 1.0), ValueError, "d <= 3"),
-    (lambda: DecoderLoss(torch.zeros(2, 2)), ValueError, "flat image"),
-])
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (
+            lambda: pathwise_samples(
+                square, torch.tensor(1.0, dtype=F64), 1.0, torch.zeros(2, 1, dtype=F64)
+            ),
+            ValueError,
+            r"mean must have shape \(d,\)",
+        ),
+        (
+            lambda: pathwise_samples(square, MU, -1.0, torch.zeros(2, 1, dtype=F64)),
+            ValueError,
+            "strictly positive",
+        ),
+        (
+            lambda: pathwise_samples(square, MU, SIGMA, torch.zeros(2, 3, dtype=F64)),
+            ValueError,
+            "eps must have shape",
+        ),
+        (
+            lambda: score_function_samples(
+                square, MU, SIGMA, torch.zeros(1, 1, dtype=F64), baseline="leave-one-out"
+            ),
+            ValueError,
+            "K >= 2",
+        ),
+        (
+            lambda: score_function_samples(
+                square, MU, SIGMA, torch.zeros(2, 1, dtype=F64), baseline="mean"
+            ),
+            ValueError,
+            "baseline must be",
+        ),
+        (
+            lambda: gradient_estimates(
+                square, MU, SIGMA, estimator="reinforce", num_samples=1, num_trials=1
+            ),
+            ValueError,
+            "estimator must be one of",
+        ),
+        (
+            lambda: gradient_estimates(
+                square, MU, SIGMA, estimator="score", num_samples=0, num_trials=1
+            ),
+            ValueError,
+            "num_samples must be a positive integer",
+        ),
+        (lambda: quadrature_gradient(square, torch.zeros(4, dtype=F64), 1.0), ValueError, "d <= 3"),
+        (lambda: DecoderLoss(torch.zeros(2, 2)), ValueError, "flat image"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
@@ -164,12 +266,25 @@ def test_computation_graph_figure_names_every_node_and_marks_the_stochastic_ones
 
     fig = reparameterization_graph()
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    for label in ("mathbf{x}", "encoder", "boldsymbol{\\mu}", "ln\\boldsymbol{\\sigma}^2", "varepsilon} \\sim",
-                  "mathbf{z} \\sim", "mathbf{z} =", "decoder", "loss"):
+    for label in (
+        "mathbf{x}",
+        "encoder",
+        "boldsymbol{\\mu}",
+        "ln\\boldsymbol{\\sigma}^2",
+        "varepsilon} \\sim",
+        "mathbf{z} \\sim",
+        "mathbf{z} =",
+        "decoder",
+        "loss",
+    ):
         assert label in texts, label
     # exactly one stochastic (dashed, orange) node per panel: z before the trick, eps after it
-    dashed = [p for ax in fig.axes for p in ax.patches
-              if type(p).__name__ == "FancyBboxPatch" and p.get_linestyle() != "-"]
+    dashed = [
+        p
+        for ax in fig.axes
+        for p in ax.patches
+        if type(p).__name__ == "FancyBboxPatch" and p.get_linestyle() != "-"
+    ]
     assert len(dashed) == 2
 
 
@@ -183,6 +298,44 @@ def test_variance_table_and_ratio_match_the_stats():
     assert (lo, hi) == (pytest.approx(ratio.min().item()), pytest.approx(ratio.max().item()))
     lines = variance_table(result).splitlines()
     means, kvars = lines[2:4], lines[7:9]
-    assert float(kvars[1].split()[1]) == pytest.approx(10 * result.stats["pathwise"]["variance"][1, 0].item(), rel=1e-3)
-    assert float(means[1].split()[1]) == pytest.approx(result.stats["pathwise"]["mean"][1, 0].item(), abs=1e-4)
-    assert means[0].split()[-1] == "-" and kvars[0].split()[-1] == "-"  # no leave-one-out baseline with K = 1
+    assert float(kvars[1].split()[1]) == pytest.approx(
+        10 * result.stats["pathwise"]["variance"][1, 0].item(), rel=1e-3
+    )
+    assert float(means[1].split()[1]) == pytest.approx(
+        result.stats["pathwise"]["mean"][1, 0].item(), abs=1e-4
+    )
+    assert (
+        means[0].split()[-1] == "-" and kvars[0].split()[-1] == "-"
+    )  # no leave-one-out baseline with K = 1
+
+
+def test_the_experiment_runs_the_estimators_it_is_given():
+    # A chapter passes its own estimators; an edited one changes the results.
+    calls = []
+
+    def doubled_pathwise(f, mean, sigma, eps):
+        calls.append("pathwise")
+        return 2 * pathwise_samples(f, mean, sigma, eps)
+
+    def my_score_function(f, mean, sigma, eps, baseline=None):
+        calls.append(baseline)
+        return score_function_samples(f, mean, sigma, eps, baseline)
+
+    kwargs = dict(sample_sizes=(2,), num_trials=400, seed=1)
+    plain = variance_experiment(square, MU, SIGMA, **kwargs)
+    edited = variance_experiment(
+        square, MU, SIGMA, **kwargs, pathwise=doubled_pathwise, score_function=my_score_function
+    )
+    assert set(calls) == {"pathwise", None, "leave-one-out"}
+    torch.testing.assert_close(
+        edited.stats["pathwise"]["mean"], 2 * plain.stats["pathwise"]["mean"]
+    )
+    torch.testing.assert_close(edited.stats["score"]["mean"], plain.stats["score"]["mean"])
+    with pytest.raises(TypeError, match="score_function must be a function"):
+        variance_experiment(square, MU, SIGMA, **kwargs, score_function="score")
+    with pytest.raises(ValueError, match="pathwise must return one gradient per draw"):
+        variance_experiment(square, MU, SIGMA, **kwargs, pathwise=lambda f, m, s, eps: eps.sum())
+    with pytest.raises(TypeError, match="pathwise must be a function"):
+        gradient_estimates(
+            square, MU, SIGMA, estimator="pathwise", num_samples=1, num_trials=1, pathwise=None
+        )

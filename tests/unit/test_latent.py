@@ -15,13 +15,13 @@ IMAGE_SHAPE = (3, 4)  # 12 pixels: tiny models, fast tests
 @pytest.fixture
 def vae2():
     torch.manual_seed(0)
-    return VAE(n_in=12, n_latent=2, n_h=8)
+    return VAE(n_in=12, n_latent=2, n_hidden=8)
 
 
 @pytest.fixture
 def vae5():
     torch.manual_seed(1)
-    return VAE(n_in=12, n_latent=5, n_h=8)
+    return VAE(n_in=12, n_latent=5, n_hidden=8)
 
 
 @pytest.fixture

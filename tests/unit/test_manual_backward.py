@@ -15,9 +15,9 @@ def digits():
     return vl.load_digits(verbose=False)
 
 
-def _model(n_in=64, n_latent=3, n_h=32, dtype=torch.float32, seed=0, **kwargs):
+def _model(n_in=64, n_latent=3, n_hidden=32, dtype=torch.float32, seed=0, **kwargs):
     vl.set_seed(seed)
-    return vl.VAE(n_in, n_latent, n_h, **kwargs).to(dtype)
+    return vl.VAE(n_in, n_latent, n_hidden, **kwargs).to(dtype)
 
 
 def _autograd(model, x, C, seed):
@@ -35,11 +35,11 @@ def _manual(model, x, C, seed):
     return list(loss), {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("n_latent, n_h, batch, C", [(3, 32, 17, 1.0), (2, 16, 1, 0.25), (8, 48, 40, 4.0),
+@pytest.mark.parametrize("n_latent, n_hidden, batch, C", [(3, 32, 17, 1.0), (2, 16, 1, 0.25), (8, 48, 40, 4.0),
                                                       (3, 32, 9, 0.0)])
-def test_float64_gradients_equal_autograd_to_rounding(digits, n_latent, n_h, batch, C):
+def test_float64_gradients_equal_autograd_to_rounding(digits, n_latent, n_hidden, batch, C):
     # In float64 the hand derivation must agree with autograd to ~1e-12: a missing or wrong term cannot hide.
-    model = _model(n_latent=n_latent, n_h=n_h, dtype=torch.float64)
+    model = _model(n_latent=n_latent, n_hidden=n_hidden, dtype=torch.float64)
     x = digits.x_train_flat[:batch].double()
     want_loss, want = _autograd(model, x, C, seed=7)
     got_loss, got = _manual(model, x, C, seed=7)

@@ -12,7 +12,7 @@ from vae_lesson import VAE, AutoEncoder, bernoulli_nll, gaussian_kl_divergence, 
 @pytest.fixture
 def vae():
     torch.manual_seed(0)
-    return VAE(n_in=12, n_latent=3, n_h=8)
+    return VAE(n_in=12, n_latent=3, n_hidden=8)
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_loss_matches_the_articles_formula(vae, batch):
     # The article: rec = sum_l bernoulli_nll(x, decode(z_l)) / (k * batch); latent = C * KL / batch.
     torch.manual_seed(42)
     mean, ln_var = vae.encode(batch)
-    eps = torch.randn(k, *mean.shape)
+    eps = [torch.randn_like(mean) for _ in range(k)]  # one draw per sample, as the article's loop draws them
     rec = sum(bernoulli_nll(batch, vae.decode(mean + torch.exp(0.5 * ln_var) * eps[l], sigmoid=False)) for l in range(k))
     rec = rec / (k * len(batch))
     kl = C * gaussian_kl_divergence(mean, ln_var) / len(batch)
@@ -144,9 +144,9 @@ def test_vae_rejects_bad_input_clearly(vae, call, message):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"n_in": 0, "n_latent": 2, "n_h": 4}, "n_in must be a positive integer"),
-    ({"n_in": 4, "n_latent": 2.5, "n_h": 4}, "n_latent must be a positive integer"),
-    ({"n_in": 4, "n_latent": 2, "n_h": 4, "act_func": lambda t: t}, "act_func must be"),
+    ({"n_in": 0, "n_latent": 2, "n_hidden": 4}, "n_in must be a positive integer"),
+    ({"n_in": 4, "n_latent": 2.5, "n_hidden": 4}, "n_latent must be a positive integer"),
+    ({"n_in": 4, "n_latent": 2, "n_hidden": 4, "act_func": lambda t: t}, "act_func must be"),
 ])
 def test_constructors_reject_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

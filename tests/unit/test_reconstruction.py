@@ -2,14 +2,16 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import vae_lesson as vl
+from vae_lesson.chapters import reconstruction
+from vae_lesson.chapters.reconstruction import (ReconstructionAE, ReductionVAE, effective_beta, per_pixel_loss,
+                                                reconstruction_loss, train_steps)
 from vae_lesson.infra.checkpoint import load_checkpoint, save_checkpoint
-from vae_lesson.chapters.reconstruction import (ReconstructionAE, ReductionVAE, effective_beta, reconstruction_loss,
-                                       train_steps)
 
 
 @pytest.fixture
@@ -48,6 +50,15 @@ def test_reductions_against_torch_functional(batch):
     ]
     for ours, theirs in pairs:
         torch.testing.assert_close(ours, theirs)
+
+
+def test_per_pixel_loss_is_the_unreduced_loss(batch):
+    x, y = batch
+    torch.testing.assert_close(per_pixel_loss(x, y, "bce"), vl.bernoulli_nll(x, y, reduce="no"))
+    torch.testing.assert_close(per_pixel_loss(x, y, "mse"), (torch.sigmoid(y) - x) ** 2)
+    for kind in ("bce", "mse"):
+        assert per_pixel_loss(x, y, kind).shape == x.shape
+        torch.testing.assert_close(per_pixel_loss(x, y, kind).sum(), reconstruction_loss(x, y, kind, "batch_sum"))
 
 
 def test_image_shaped_batches_count_all_pixels():
@@ -138,6 +149,10 @@ def test_errors():
         reconstruction_loss(x[0], y[0])
     with pytest.raises(TypeError, match="logits"):
         reconstruction_loss(x, y.numpy())
+    with pytest.raises(ValueError, match="logits"):
+        reconstruction_loss(x, y.masked_fill(y > 0, float("nan")))
+    with pytest.raises(ValueError, match="kind"):
+        per_pixel_loss(x, y, "l1")
     with pytest.raises(ValueError, match="kind"):
         ReconstructionAE(4, 2, 3, kind="l2")
     with pytest.raises(ValueError, match="reduction"):
@@ -159,6 +174,47 @@ def test_autoencoder_loss_and_checkpoint(tmp_path):
     loaded = load_checkpoint(tmp_path / "ae.pt").model
     assert isinstance(loaded, ReconstructionAE) and loaded.reduction == "pixel_mean" and loaded.kind == "mse"
     torch.testing.assert_close(loaded(x), model(x))
+    vae = ReductionVAE(64, 3, 16, reduction="batch_sum")
+    save_checkpoint(tmp_path / "vae.pt", vae)
+    loaded = load_checkpoint(tmp_path / "vae.pt").model
+    assert isinstance(loaded, ReductionVAE) and loaded.reduction == "batch_sum"
+    torch.testing.assert_close(loaded(x), vae(x))
+
+
+def test_models_train_on_the_module_s_loss_function(monkeypatch):
+    """The models call reconstruction_loss by name, so the chapter's definition is the one they use."""
+    calls = []
+
+    def spy(x, logits, kind="bce", reduction="sample_sum"):
+        calls.append((kind, reduction))
+        return per_pixel_loss(x, logits, kind).sum() * 0 + 7.0
+
+    monkeypatch.setattr(reconstruction, "reconstruction_loss", spy)
+    x = vl.load_digits().x_train_flat[:8]
+    assert float(ReconstructionAE(64, 2, 8, kind="mse", reduction="batch_sum").loss(x).total.detach()) == 7.0
+    assert calls == [("mse", "batch_sum"), ("mse", "pixel_mean"), ("bce", "pixel_mean")]
+    calls.clear()
+    vae = ReductionVAE(64, 2, 8, reduction="pixel_mean")
+    terms = vae.loss(x)
+    assert calls == [("bce", "pixel_mean"), ("bce", "sample_sum")] and float(terms.reconstruction) == 7.0
+
+
+def test_diverged_weights_stop_training_with_a_clear_error():
+    """NaN weights: the public loss functions refuse the NaN, vl.train names the problem, train_steps records NaN."""
+    x = vl.load_digits().x_train_flat[:40]
+    for model in (ReconstructionAE(64, 2, 8), ReductionVAE(64, 2, 8)):
+        with torch.no_grad():
+            model.le1.weight.fill_(float("nan"))
+        with pytest.raises(ValueError, match="NaN"):
+            model.loss(x)
+        with pytest.raises(vl.NonFiniteLossError):
+            vl.train(model, x, num_epochs=1, batch_size=20, quiet=True)
+    vl.set_seed(0)
+    model = ReconstructionAE(64, 2, 8, torch.relu, kind="bce", reduction="batch_sum")
+    trained, losses = train_steps(model, x, optimizer="sgd", lr=5.0, num_steps=12, batch_size=20)
+    assert len(losses) == 12 and math.isfinite(losses[0]) and math.isnan(losses[-1])
+    first_nan = int(np.argmax(np.isnan(losses)))
+    assert all(math.isnan(v) for v in losses[first_nan:])
 
 
 def test_sgd_learning_rate_absorbs_the_scale_adam_nearly_ignores_it():
@@ -167,7 +223,7 @@ def test_sgd_learning_rate_absorbs_the_scale_adam_nearly_ignores_it():
     P = x.shape[1]
     vl.set_seed(0)
     ss = ReconstructionAE(64, 4, 16, kind="bce", reduction="sample_sum")
-    pm = ReconstructionAE.from_config({**ss.config, "reduction": "pixel_mean"})
+    pm = ReconstructionAE(64, 4, 16, kind="bce", reduction="pixel_mean")
     pm.load_state_dict(ss.state_dict())
     a, _ = train_steps(ss, x, optimizer="sgd", lr=1e-3, num_steps=30, batch_size=20)
     b, _ = train_steps(pm, x, optimizer="sgd", lr=1e-3 * P, num_steps=30, batch_size=20)

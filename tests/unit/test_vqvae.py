@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 import vae_lesson as vl
+from vae_lesson.chapters import vqvae as vqvae_module
 from vae_lesson.chapters.vqvae import (VQVAE, VectorQuantizer, codebook_usage, perplexity, plot_code_usage,
                               plot_perplexity)
 
@@ -324,3 +325,52 @@ def test_input_errors_name_the_expected_shape():
     grey = VQVAE(1, 8, 2, 4)
     with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\), \(batch, 28, 28\) or \(batch, 784\), got \(2, 1024\)"):
         grey(torch.rand(2, 1024))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the quantizer the chapter defines: the model takes its class, checkpoints rebuild the package's
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_the_model_quantizes_with_the_class_it_is_given(tmp_path):
+    calls = []
+
+    class VectorQuantizer(vqvae_module.VectorQuantizer):  # as a chapter would define it: the same name
+        def forward(self, z_e):
+            calls.append(tuple(z_e.shape))
+            return super().forward(z_e)
+
+    torch.manual_seed(0)
+    model = VQVAE(1, n_codes=8, code_dim=2, hidden=4, quantizer_class=VectorQuantizer)
+    assert type(model.quantizer) is VectorQuantizer
+    assert "quantizer_class" not in model.config  # the config stays plain data
+    x = torch.rand(3, 28, 28)
+    model.loss(x)
+    model(x)
+    assert calls == [(3, 2, 7, 7), (3, 2, 7, 7)]
+    # same seed, same weights as with the package's quantizer: only the class differs
+    torch.manual_seed(0)
+    plain = VQVAE(1, n_codes=8, code_dim=2, hidden=4)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain.state_dict().values()))
+    loaded = vl.load_checkpoint(vl.save_checkpoint(tmp_path / "vq.pt", model)).model
+    assert type(loaded.quantizer) is vqvae_module.VectorQuantizer
+    assert torch.equal(loaded.encode_indices(x), model.encode_indices(x))
+
+
+def test_weights_that_diverged_stop_training_with_a_clear_error():
+    torch.manual_seed(0)
+    model = VQVAE(1, n_codes=8, code_dim=2, hidden=4)
+    with torch.no_grad():
+        model.encoder[0].weight.view(-1)[0] = float("nan")
+    x = torch.rand(10, 28, 28)
+    with pytest.raises(ValueError, match="z_e contains"):  # the quantizer refuses NaN (a NonFiniteError)
+        model.loss(x)
+    with pytest.raises(vl.NonFiniteLossError):
+        vl.train(model, x, num_epochs=1, batch_size=5, quiet=True)
+
+
+def test_lookup_takes_int32_indices_too():
+    q = _quantizer()
+    idx = torch.randint(0, 8, (2, 3, 3))
+    assert torch.equal(q.lookup(idx.int()), q.lookup(idx))
+    assert q.lookup(idx).shape == (2, 3, 3, 3)

@@ -9,6 +9,6 @@
 | ``reconstruction`` | 07, which reconstruction loss |
 | ``augment`` | 08, VAE data augmentation |
 | ``vqvae`` | 09, the VQ-VAE |
-| ``iwae``, ``reference`` | 10, reference numbers (the importance-weighted bound, the results table) |
+| ``iwae``, ``reference`` | 10, reference numbers (importance-weighted bound, results table) |
 | ``manual_backward`` | 11 (appendix), the hand-derived gradients, an opt-in |
 """

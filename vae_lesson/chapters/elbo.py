@@ -1,4 +1,4 @@
-"""The evidence lower bound, checked on a model whose evidence log p(x) is known exactly.
+"""The evidence lower bound, checked on a model whose log p(x) is known exactly (chapter 03).
 
 The linear-Gaussian latent variable model
 
@@ -15,6 +15,12 @@ can be verified to rounding error. Work in float64: the checks are meant to hold
 Shapes: D = data_dim, d = latent_dim. A single data point is (D,); a batch is (n, D). A Gaussian
 q(z | x) is given by ``q_mean`` (d,) or (n, d) and either a full covariance ``q_cov`` (d, d) or
 (n, d, d), or diagonal log variances ``q_ln_var`` shaped like ``q_mean`` (the encoder's output).
+
+Chapter 03 defines the math on the page: the Gaussian log-density, the model, the Gaussian KL
+divergence, the ELBO and its gap, the best diagonal q and the Monte Carlo estimate of the ELBO.
+This module keeps the same code for later chapters, with what the chapter uses without showing:
+the argument checks (one line at the start of each public function), the tables and the figures.
+The tables and figures take the chapter's functions as arguments, so the chapter runs its own code.
 """
 
 from __future__ import annotations
@@ -23,21 +29,38 @@ import math
 from typing import NamedTuple, Optional
 
 import torch
-
 from matplotlib.figure import Figure
 
-from ..infra.checks import check_finite, check_generator, check_positive_int, check_seed, check_tensor
+from ..infra.checks import (
+    check_finite,
+    check_generator,
+    check_positive_int,
+    check_seed,
+    check_tensor,
+)
 
 __all__ = [
+    # defined in chapter 03
+    "gaussian_log_density",
     "LinearGaussianModel",
     "ELBO",
-    "MonteCarloELBO",
     "gaussian_kl",
-    "diagonal_covariance",
     "elbo",
-    "elbo_monte_carlo",
     "kl_to_posterior",
     "best_mean_field",
+    "MonteCarloELBO",
+    "elbo_monte_carlo",
+    # argument checks the chapter's code calls
+    "check_linear_gaussian",
+    "check_random_model",
+    "check_sampling",
+    "check_data",
+    "check_latents",
+    "check_gaussian",
+    "check_gaussians",
+    "check_q",
+    # helpers, tables and figures
+    "diagonal_covariance",
     "identity_table",
     "monte_carlo_convergence",
     "convergence_table",
@@ -45,11 +68,9 @@ __all__ = [
     "plot_elbo_along_line",
 ]
 
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 # ----------------------------------------------------------------------------------------------
-# Checks
+# Argument checks: each public function of the chapter calls one of these on its first line
 # ----------------------------------------------------------------------------------------------
 
 
@@ -57,34 +78,251 @@ def _check_vector(value, name: str, size: int, dtype: torch.dtype, what: str) ->
     """``value`` must be a float tensor of shape (size,) or (n, size) with the given dtype."""
     check_tensor(value, name)
     if value.dim() not in (1, 2) or value.shape[-1] != size:
-        raise ValueError(f"{name} must have shape ({size},) or (n, {size}) ({what}), got {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({size},) or (n, {size}) ({what}), got {tuple(value.shape)}"
+        )
     if value.dtype != dtype:
-        raise TypeError(f"{name} has dtype {value.dtype} but the model uses {dtype}; convert it with {name}.to({dtype})")
+        raise TypeError(
+            f"{name} has dtype {value.dtype} but the model uses {dtype}; "
+            f"convert it with {name}.to({dtype})"
+        )
     check_finite(value, name)
     return value
 
 
-def _check_covariance(cov, name: str, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-    """``cov`` must be a symmetric positive-definite (..., d, d) float tensor; returns its Cholesky factor."""
+def _check_covariance(cov, name: str, dtype: Optional[torch.dtype] = None) -> None:
+    """``cov`` must be a symmetric positive-definite (..., d, d) float tensor."""
     check_tensor(cov, name)
     if cov.dim() < 2 or cov.shape[-1] != cov.shape[-2] or cov.shape[-1] == 0:
-        raise ValueError(f"{name} must be a square matrix of size >= 1 (or a batch of them), got shape {tuple(cov.shape)}"
-                         + (" (empty)" if cov.numel() == 0 else ""))
+        raise ValueError(
+            f"{name} must be a square matrix of size >= 1 (or a batch of them), "
+            f"got shape {tuple(cov.shape)}" + (" (empty)" if cov.numel() == 0 else "")
+        )
     if dtype is not None and cov.dtype != dtype:
-        raise TypeError(f"{name} has dtype {cov.dtype} but the model uses {dtype}; convert it with {name}.to({dtype})")
+        raise TypeError(
+            f"{name} has dtype {cov.dtype} but the model uses {dtype}; "
+            f"convert it with {name}.to({dtype})"
+        )
     check_finite(cov, name)
     scale = cov.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(cov.dtype).tiny)
     if not torch.allclose(cov / scale, cov.transpose(-1, -2) / scale, rtol=0, atol=1e-8):
-        raise ValueError(f"{name} must be symmetric (a covariance matrix); symmetrise it with 0.5 * (C + C.T)")
-    chol, info = torch.linalg.cholesky_ex(cov)
+        raise ValueError(
+            f"{name} must be symmetric (a covariance matrix); symmetrise it with 0.5 * (C + C.T)"
+        )
+    _, info = torch.linalg.cholesky_ex(cov)
     if bool((info != 0).any()):
-        raise ValueError(f"{name} is not positive definite: a covariance needs strictly positive eigenvalues")
-    return chol
+        raise ValueError(
+            f"{name} is not positive definite: a covariance needs strictly positive eigenvalues"
+        )
 
 
-def _log_det_from_cholesky(chol: torch.Tensor) -> torch.Tensor:
-    # log det(L L^T) = 2 * sum(log diag(L))
-    return 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+def _exp_variances(ln_var: torch.Tensor, name: str) -> torch.Tensor:
+    """exp(ln_var), refusing log variances so large that the variance overflows to infinity."""
+    var = torch.exp(ln_var)
+    if not bool(torch.isfinite(var).all()):
+        raise ValueError(
+            f"{name} is too large: exp({name}) overflows {ln_var.dtype} (largest entry "
+            f"{float(ln_var.max()):g})"
+        )
+    return var
+
+
+def _check_function(value, name: str) -> None:
+    if not callable(value):
+        raise TypeError(f"{name} must be a function, got {type(value).__name__}")
+
+
+def check_linear_gaussian(W, b, sigma) -> float:
+    """The arguments of ``LinearGaussianModel(W, b, sigma)``; returns sigma as a float."""
+    check_tensor(W, "W")
+    if W.dim() != 2 or W.numel() == 0:
+        raise ValueError(
+            "W must be a (data_dim, latent_dim) matrix with both sizes >= 1, "
+            f"got shape {tuple(W.shape)}" + (" (empty)" if W.numel() == 0 else "")
+        )
+    check_finite(W, "W")
+    check_tensor(b, "b")
+    if b.shape != (W.shape[0],):
+        raise ValueError(
+            f"b must have shape ({W.shape[0]},) to match W {tuple(W.shape)}, got {tuple(b.shape)}"
+        )
+    if b.dtype != W.dtype:
+        raise TypeError(
+            f"b has dtype {b.dtype} but W has {W.dtype}; use one dtype (float64 for exact checks)"
+        )
+    check_finite(b, "b")
+    if b.device != W.device:
+        raise ValueError(f"b is on {b.device} but W is on {W.device}; move both to one device")
+    if isinstance(sigma, torch.Tensor) and sigma.numel() == 1 and sigma.is_floating_point():
+        sigma = sigma.item()
+    if (
+        isinstance(sigma, bool)
+        or not isinstance(sigma, (int, float))
+        or not (sigma > 0 and math.isfinite(sigma))
+    ):
+        raise ValueError(f"sigma must be a finite positive number, got {sigma!r}")
+    return float(sigma)
+
+
+def check_random_model(data_dim, latent_dim, seed, dtype) -> None:
+    """The arguments of ``LinearGaussianModel.random``."""
+    check_positive_int(data_dim, "data_dim")
+    check_positive_int(latent_dim, "latent_dim")
+    check_seed(seed)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(
+            f"dtype must be a floating-point torch.dtype such as torch.float64, got {dtype!r}"
+        )
+
+
+def check_sampling(n, generator, name: str = "n") -> None:
+    """A number of draws ``n`` (a positive int) and a torch.Generator or None."""
+    check_positive_int(n, name)
+    check_generator(generator)
+
+
+def check_data(x, model) -> torch.Tensor:
+    """A data point (D,) or a batch (n, D) with the model's dtype, finite."""
+    return _check_vector(x, "x", model.data_dim, model.dtype, "data_dim")
+
+
+def check_latents(z, model, x=None) -> torch.Tensor:
+    """Latent points z (..., d) with the model's dtype, finite; given data x, x is checked too and
+    the batch shapes of x and z must broadcast."""
+    if x is not None:
+        check_data(x, model)
+    check_tensor(z, "z")
+    if z.dim() < 1 or z.shape[-1] != model.latent_dim:
+        raise ValueError(f"z must have shape (..., {model.latent_dim}), got {tuple(z.shape)}")
+    if z.dtype != model.dtype:
+        raise TypeError(
+            f"z has dtype {z.dtype} but the model uses {model.dtype}; "
+            f"convert it with z.to({model.dtype})"
+        )
+    check_finite(z, "z")
+    if x is not None:
+        try:
+            torch.broadcast_shapes(x.shape[:-1], z.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"the batch shapes of x {tuple(x.shape)} and z {tuple(z.shape)} do not broadcast"
+            ) from None
+    return z
+
+
+def check_gaussian(x, mean, cov) -> None:
+    """The arguments of ``gaussian_log_density``: x and mean (..., D) of one dtype and device whose
+    batch shapes broadcast, and a symmetric positive-definite cov (D, D) or (..., D, D)."""
+    for value, name in ((x, "x"), (mean, "mean")):
+        check_tensor(value, name)
+        if value.dim() < 1 or value.shape[-1] == 0:
+            raise ValueError(
+                f"{name} must have shape (..., D) with D >= 1, got {tuple(value.shape)}"
+            )
+        check_finite(value, name)
+    if x.shape[-1] != mean.shape[-1]:
+        raise ValueError(
+            f"x and mean must have the same last dimension D, got shapes {tuple(x.shape)} "
+            f"and {tuple(mean.shape)}"
+        )
+    _check_covariance(cov, "cov")
+    if cov.shape[-1] != x.shape[-1]:
+        raise ValueError(f"cov must be ({x.shape[-1]}, {x.shape[-1]}), got {tuple(cov.shape[-2:])}")
+    _check_one_kind({"x": x, "mean": mean, "cov": cov})
+    try:
+        torch.broadcast_shapes(x.shape[:-1], mean.shape[:-1], cov.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the batch shapes of x {tuple(x.shape)}, mean {tuple(mean.shape)} and cov "
+            f"{tuple(cov.shape)} do not broadcast"
+        ) from None
+
+
+def _check_one_kind(tensors: dict) -> None:
+    """One dtype and one device for all the named tensors."""
+    names = " and ".join(", ".join(tensors).rsplit(", ", 1))
+    dtypes = {value.dtype for value in tensors.values()}
+    if len(dtypes) > 1:
+        raise TypeError(f"{names} must share one dtype, got {sorted(map(str, dtypes))}")
+    devices = {value.device for value in tensors.values()}
+    if len(devices) > 1:
+        raise ValueError(f"{names} must be on one device, got {sorted(map(str, devices))}")
+
+
+def check_gaussians(mean_q, cov_q, mean_p, cov_p) -> None:
+    """The arguments of ``gaussian_kl``: means (..., d), symmetric positive-definite covariances
+    (..., d, d) of the same d, one dtype and device, batch shapes that broadcast."""
+    for value, name in ((mean_q, "mean_q"), (mean_p, "mean_p")):
+        check_tensor(value, name)
+        check_finite(value, name)
+        if value.dim() < 1 or value.shape[-1] == 0:
+            raise ValueError(
+                f"{name} must have shape (..., d) with d >= 1, got {tuple(value.shape)}"
+            )
+    d = mean_q.shape[-1]
+    if mean_p.shape[-1] != d:
+        raise ValueError(
+            "mean_q and mean_p must have the same last dimension d (shapes (..., d)), "
+            f"got shapes {tuple(mean_q.shape)} and {tuple(mean_p.shape)}"
+        )
+    for cov, name in ((cov_q, "cov_q"), (cov_p, "cov_p")):
+        _check_covariance(cov, name)
+        if cov.shape[-1] != d:
+            raise ValueError(
+                f"{name} must be ({d}, {d}) to match the means, got {tuple(cov.shape[-2:])}"
+            )
+    _check_one_kind({"mean_q": mean_q, "cov_q": cov_q, "mean_p": mean_p, "cov_p": cov_p})
+    try:
+        torch.broadcast_shapes(
+            mean_q.shape[:-1], mean_p.shape[:-1], cov_q.shape[:-2], cov_p.shape[:-2]
+        )
+    except RuntimeError:
+        raise ValueError(
+            f"the batch shapes of mean_q {tuple(mean_q.shape)}, cov_q {tuple(cov_q.shape)}, "
+            f"mean_p {tuple(mean_p.shape)} and cov_p {tuple(cov_p.shape)} do not broadcast"
+        ) from None
+
+
+def check_q(model, x, q_mean, q_cov, q_ln_var) -> None:
+    """Data x and a Gaussian q(z | x) given by q_mean and exactly one of q_cov (a full covariance)
+    and q_ln_var (diagonal log variances), all in the model's shapes and dtype."""
+    check_data(x, model)
+    _check_vector(q_mean, "q_mean", model.latent_dim, model.dtype, "latent_dim")
+    if q_mean.shape[:-1] != x.shape[:-1]:
+        raise ValueError(
+            f"q_mean {tuple(q_mean.shape)} must have one row per data point of x {tuple(x.shape)}"
+        )
+    if (q_cov is None) == (q_ln_var is None):
+        raise ValueError(
+            "give exactly one of q_cov (a full covariance) and q_ln_var (diagonal log variances)"
+        )
+    d = model.latent_dim
+    if q_ln_var is not None:
+        _check_vector(q_ln_var, "q_ln_var", d, model.dtype, "latent_dim")
+        if q_ln_var.shape != q_mean.shape:
+            raise ValueError(
+                f"q_ln_var must have the shape of q_mean {tuple(q_mean.shape)}, "
+                f"got {tuple(q_ln_var.shape)}"
+            )
+        _exp_variances(q_ln_var, "q_ln_var")
+        return
+    _check_covariance(q_cov, "q_cov", model.dtype)
+    if q_cov.shape not in ((d, d), (*q_mean.shape[:-1], d, d)):
+        raise ValueError(
+            f"q_cov must have shape ({d}, {d}) or {(*q_mean.shape[:-1], d, d)}, "
+            f"got {tuple(q_cov.shape)}"
+        )
+
+
+def _check_model(model) -> None:
+    """A linear-Gaussian model: the package's class, or the chapter's own (same methods)."""
+    needed = ("W", "b", "sigma", "data_dim", "latent_dim", "dtype", "log_marginal", "posterior")
+    missing = [name for name in needed if not hasattr(model, name)]
+    if missing:
+        raise TypeError(
+            f"model must be a LinearGaussianModel, got {type(model).__name__} "
+            f"(it has no {', '.join(missing)})"
+        )
 
 
 def diagonal_covariance(ln_var: torch.Tensor) -> torch.Tensor:
@@ -96,399 +334,342 @@ def diagonal_covariance(ln_var: torch.Tensor) -> torch.Tensor:
     return torch.diag_embed(_exp_variances(ln_var, "ln_var"))
 
 
-def _exp_variances(ln_var: torch.Tensor, name: str) -> torch.Tensor:
-    """exp(ln_var), refusing log variances so large that the variance overflows to infinity."""
-    var = torch.exp(ln_var)
-    if not bool(torch.isfinite(var).all()):
-        raise ValueError(f"{name} is too large: exp({name}) overflows {ln_var.dtype} (largest entry "
-                         f"{float(ln_var.max()):g})")
-    return var
+# ----------------------------------------------------------------------------------------------
+# Defined in chapter 03: the Gaussian log-density and the model
+# ----------------------------------------------------------------------------------------------
 
 
-# ----------------------------------------------------------------------------------------------
-# The model
-# ----------------------------------------------------------------------------------------------
+def gaussian_log_density(x, mean, cov):
+    """log N(x; mean, cov) for a full covariance matrix cov.
+
+    x and mean: (..., D), broadcasting; cov: (D, D) or (..., D, D).
+    Returns (...). Full covariances are why the chapter writes its
+    own: a VAE's Gaussians are diagonal, one formula per element.
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
+    """
+    check_gaussian(x, mean, cov)
+    D = x.shape[-1]
+    diff = (x - mean).unsqueeze(-1)  # (..., D, 1)
+    # (x - mean)^T cov^-1 (x - mean), solving instead of inverting
+    solved = torch.linalg.solve(cov, diff)
+    mahalanobis = (diff * solved).sum((-2, -1))
+    log_det = torch.logdet(cov)
+    const = D * math.log(2 * math.pi)
+    return -0.5 * (const + log_det + mahalanobis)
 
 
 class LinearGaussianModel:
-    """p(z) = N(0, I_d), p(x | z) = N(W z + b, sigma^2 I_D): a latent variable model with exact answers.
+    """p(z) = N(0, I_d), p(x | z) = N(W z + b, sigma^2 I_D).
 
-    Args:
-        W: (D, d) loading matrix (the "decoder" weights).
-        b: (D,) offset (the "decoder" bias), same dtype as ``W``.
-        sigma: observation noise standard deviation, a positive number.
+    W: (D, d) weights, b: (D,) bias, sigma > 0: the noise level.
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
     """
 
-    def __init__(self, W: torch.Tensor, b: torch.Tensor, sigma: float):
-        check_tensor(W, "W")
-        if W.dim() != 2 or W.numel() == 0:
-            raise ValueError(f"W must be a (data_dim, latent_dim) matrix with both sizes >= 1, got shape {tuple(W.shape)}"
-                             + (" (empty)" if W.numel() == 0 else ""))
-        check_finite(W, "W")
-        check_tensor(b, "b")
-        if b.shape != (W.shape[0],):
-            raise ValueError(f"b must have shape ({W.shape[0]},) to match W {tuple(W.shape)}, got {tuple(b.shape)}")
-        if b.dtype != W.dtype:
-            raise TypeError(f"b has dtype {b.dtype} but W has {W.dtype}; use one dtype (float64 for exact checks)")
-        check_finite(b, "b")
-        if b.device != W.device:
-            raise ValueError(f"b is on {b.device} but W is on {W.device}; move both to one device")
-        if isinstance(sigma, torch.Tensor) and sigma.numel() == 1 and sigma.is_floating_point():
-            sigma = sigma.item()
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (sigma > 0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be a finite positive number, got {sigma!r}")
-        sigma = float(sigma)
+    def __init__(self, W, b, sigma):
+        sigma = check_linear_gaussian(W, b, sigma)
         self.W, self.b, self.sigma = W, b, sigma
+        self.data_dim, self.latent_dim = W.shape  # D, d
+        self.dtype = W.dtype
 
     @classmethod
-    def random(cls, data_dim: int, latent_dim: int, sigma: float = 0.5, seed: int = 0,
-               dtype: torch.dtype = torch.float64) -> "LinearGaussianModel":
-        """A model with standard-normal W (data_dim, latent_dim) and b, drawn from a seeded generator."""
-        check_positive_int(data_dim, "data_dim")
-        check_positive_int(latent_dim, "latent_dim")
-        check_seed(seed)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float64, got {dtype!r}")
+    def random(cls, data_dim, latent_dim, sigma=0.5, seed=0, dtype=torch.float64):
+        """A model with standard-normal W and b (a seeded draw)."""
+        check_random_model(data_dim, latent_dim, seed, dtype)
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(data_dim, latent_dim, generator=g, dtype=dtype)
         b = torch.randn(data_dim, generator=g, dtype=dtype)
         return cls(W, b, sigma)
 
-    @property
-    def data_dim(self) -> int:
-        return self.W.shape[0]
+    def sample(self, n, generator=None):
+        """z ~ p(z), then x ~ p(x | z): z (n, d), x (n, D)."""
+        check_sampling(n, generator)
+        draw = dict(generator=generator, dtype=self.dtype)
+        z = torch.randn(n, self.latent_dim, **draw)
+        eta = torch.randn(n, self.data_dim, **draw)  # the noise
+        return z, z @ self.W.T + self.b + self.sigma * eta
 
-    @property
-    def latent_dim(self) -> int:
-        return self.W.shape[1]
+    def marginal_covariance(self):
+        """The covariance of p(x): W W^T + sigma^2 I, (D, D)."""
+        eye = torch.eye(self.data_dim, dtype=self.dtype)
+        return self.W @ self.W.T + self.sigma**2 * eye
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W.dtype
+    def log_marginal(self, x):
+        """log p(x), exactly: x (D,) -> (), x (n, D) -> (n,)."""
+        check_data(x, self)
+        cov = self.marginal_covariance()
+        return gaussian_log_density(x, self.b, cov)
 
-    def __repr__(self) -> str:
-        return (f"LinearGaussianModel(data_dim={self.data_dim}, latent_dim={self.latent_dim}, "
-                f"sigma={self.sigma:g}, dtype={self.dtype})")
+    def posterior_precision(self):
+        """S^-1 = I + W^T W / sigma^2, the precision of p(z | x)."""
+        eye = torch.eye(self.latent_dim, dtype=self.dtype)
+        return eye + self.W.T @ self.W / self.sigma**2
 
-    def check_x(self, x) -> torch.Tensor:
-        """Validate a data point (D,) or batch (n, D)."""
-        return _check_vector(x, "x", self.data_dim, self.dtype, "data_dim")
+    def posterior(self, x):
+        """p(z | x) = N(mean, S): mean (d,) or (n, d), S (d, d)."""
+        check_data(x, self)
+        S = torch.linalg.inv(self.posterior_precision())
+        S = 0.5 * (S + S.T)  # symmetric to the last digit
+        # m_x = S W^T (x - b) / sigma^2, written for rows x
+        mean = (x - self.b) @ self.W @ S / self.sigma**2
+        return mean, S
 
-    def check_z(self, z) -> torch.Tensor:
-        """Validate latent points (..., d): finite, with the model's dtype."""
-        check_tensor(z, "z")
-        if z.dim() < 1 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"z must have shape (..., {self.latent_dim}), got {tuple(z.shape)}")
-        if z.dtype != self.dtype:
-            raise TypeError(f"z has dtype {z.dtype} but the model uses {self.dtype}; convert it with z.to({self.dtype})")
-        check_finite(z, "z")
-        return z
+    def log_likelihood(self, x, z):
+        """log p(x | z); x (..., D) and z (..., d) broadcast."""
+        check_latents(z, self, x)
+        decoded = z @ self.W.T + self.b  # the mean W z + b
+        eye = torch.eye(self.data_dim, dtype=self.dtype)
+        cov = self.sigma**2 * eye
+        return gaussian_log_density(x, decoded, cov)
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ancestral sampling: z ~ p(z), then x ~ p(x | z). Returns z (n, d) and x (n, D)."""
-        check_positive_int(n, "n")
-        check_generator(generator)
-        z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.dtype)
-        noise = torch.randn(n, self.data_dim, generator=generator, dtype=self.dtype)
-        return z, z @ self.W.T + self.b + self.sigma * noise
-
-    def marginal_covariance(self) -> torch.Tensor:
-        """(D, D) covariance of p(x): W W^T + sigma^2 I."""
-        return self.W @ self.W.T + self.sigma**2 * torch.eye(self.data_dim, dtype=self.dtype)
-
-    def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact evidence log p(x) = log N(x; b, W W^T + sigma^2 I). x: (D,) or (n, D) -> () or (n,)."""
-        self.check_x(x)
-        chol = torch.linalg.cholesky(self.marginal_covariance())
-        diff = (x - self.b).unsqueeze(-1)  # (..., D, 1)
-        solved = torch.linalg.solve_triangular(chol, diff, upper=False).squeeze(-1)  # L^{-1}(x - b)
-        mahalanobis = (solved**2).sum(-1)
-        return -0.5 * (self.data_dim * _LOG_2PI + _log_det_from_cholesky(chol) + mahalanobis)
-
-    def posterior_precision(self) -> torch.Tensor:
-        """(d, d) precision of p(z | x): I + W^T W / sigma^2 (the same for every x)."""
-        return torch.eye(self.latent_dim, dtype=self.dtype) + self.W.T @ self.W / self.sigma**2
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact posterior p(z | x) = N(mean, cov).
-
-        cov = (I + W^T W / sigma^2)^{-1}, mean = cov W^T (x - b) / sigma^2.
-
-        Args:
-            x: (D,) or (n, D).
-        Returns:
-            mean (d,) or (n, d), and cov (d, d), shared by every x.
-        """
-        self.check_x(x)
-        cov = torch.linalg.inv(self.posterior_precision())
-        cov = 0.5 * (cov + cov.T)  # remove rounding asymmetry
-        mean = (x - self.b) @ self.W @ cov / self.sigma**2  # row-vector form of cov W^T (x - b) / sigma^2
-        return mean, cov
-
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x | z) = log N(x; W z + b, sigma^2 I). x (..., D) and z (..., d) broadcast; returns (...)."""
-        self.check_x(x)
-        self.check_z(z)
-        try:
-            torch.broadcast_shapes(x.shape[:-1], z.shape[:-1])
-        except RuntimeError:
-            raise ValueError(f"the batch shapes of x {tuple(x.shape)} and z {tuple(z.shape)} do not broadcast") from None
-        residual = x - (z @ self.W.T + self.b)
-        return -0.5 * (self.data_dim * (_LOG_2PI + 2 * math.log(self.sigma)) + (residual**2).sum(-1) / self.sigma**2)
-
-    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) = log N(z; 0, I). z: (..., d) -> (...)."""
-        self.check_z(z)
-        return -0.5 * (self.latent_dim * _LOG_2PI + (z**2).sum(-1))
-
-    def expected_log_likelihood(self, x: torch.Tensor, q_mean: torch.Tensor, q_cov: torch.Tensor) -> torch.Tensor:
-        """E_{z ~ N(q_mean, q_cov)}[log p(x | z)] in closed form (the "reconstruction" term).
-
-        = -D/2 log(2 pi sigma^2) - (||x - W m - b||^2 + tr(W S W^T)) / (2 sigma^2),
-        because E||x - W z - b||^2 = ||x - W m - b||^2 + tr(W S W^T) for z with mean m, covariance S.
-        Unvalidated shapes: use :func:`elbo`, which checks its arguments first.
-        """
-        residual = x - (q_mean @ self.W.T + self.b)
-        trace = torch.einsum("ij,...jk,ik->...", self.W, q_cov, self.W)  # tr(W S W^T)
-        return -0.5 * (self.data_dim * (_LOG_2PI + 2 * math.log(self.sigma))
-                       + ((residual**2).sum(-1) + trace) / self.sigma**2)
+    def log_prior(self, z):
+        """log p(z) = log N(z; 0, I): z (..., d) -> (...)."""
+        check_latents(z, self)
+        zero = torch.zeros(self.latent_dim, dtype=self.dtype)
+        eye = torch.eye(self.latent_dim, dtype=self.dtype)
+        return gaussian_log_density(z, zero, eye)
 
 
 # ----------------------------------------------------------------------------------------------
-# KL divergence, ELBO
+# Defined in chapter 03: KL divergence, the ELBO, its gap, the best diagonal q
 # ----------------------------------------------------------------------------------------------
 
 
-def gaussian_kl(mean_q: torch.Tensor, cov_q: torch.Tensor, mean_p: torch.Tensor, cov_p: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean_q, cov_q) || N(mean_p, cov_p)) for full covariance matrices, in nats.
+def gaussian_kl(mean_q, cov_q, mean_p, cov_p):
+    """KL(N(mean_q, cov_q) || N(mean_p, cov_p)) in nats.
 
-    = 0.5 * [tr(cov_p^{-1} cov_q) + (mean_p - mean_q)^T cov_p^{-1} (mean_p - mean_q) - d
-             + log det cov_p - log det cov_q]
-
-    Args:
-        mean_q, mean_p: (..., d) means (leading dimensions broadcast).
-        cov_q, cov_p: (..., d, d) symmetric positive-definite covariances.
-    Returns:
-        (...) KL divergences (a 0-dim tensor for single Gaussians).
+    Means (..., d) and covariances (..., d, d) broadcast. The VAE's
+    KL term, vl.gaussian_kl_divergence, is the special case of a
+    diagonal q and p = N(0, I); the posterior here is not diagonal.
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
     """
-    for value, name in ((mean_q, "mean_q"), (mean_p, "mean_p")):
-        check_tensor(value, name)
-        check_finite(value, name)
-        if value.dim() < 1 or value.shape[-1] == 0:
-            raise ValueError(f"{name} must have shape (..., d) with d >= 1, got {tuple(value.shape)}")
+    check_gaussians(mean_q, cov_q, mean_p, cov_p)
     d = mean_q.shape[-1]
-    if mean_p.shape[-1] != d:
-        raise ValueError(f"mean_q and mean_p must have the same last dimension d (shapes (..., d)), "
-                         f"got shapes {tuple(mean_q.shape)} and {tuple(mean_p.shape)}")
-    chol_q = _check_covariance(cov_q, "cov_q")
-    chol_p = _check_covariance(cov_p, "cov_p")
-    for chol, name in ((chol_q, "cov_q"), (chol_p, "cov_p")):
-        if chol.shape[-1] != d:
-            raise ValueError(f"{name} must be ({d}, {d}) to match the means, got {tuple(chol.shape[-2:])}")
-    dtypes = {mean_q.dtype, mean_p.dtype, cov_q.dtype, cov_p.dtype}
-    if len(dtypes) > 1:
-        raise TypeError(f"mean_q, cov_q, mean_p and cov_p must share one dtype, got {sorted(map(str, dtypes))}")
-    devices = {mean_q.device, mean_p.device, cov_q.device, cov_p.device}
-    if len(devices) > 1:
-        raise ValueError(f"mean_q, cov_q, mean_p and cov_p must be on one device, got {sorted(map(str, devices))}")
-    try:
-        torch.broadcast_shapes(mean_q.shape[:-1], mean_p.shape[:-1], cov_q.shape[:-2], cov_p.shape[:-2])
-    except RuntimeError:
-        raise ValueError(f"the batch shapes of mean_q {tuple(mean_q.shape)}, cov_q {tuple(cov_q.shape)}, mean_p "
-                         f"{tuple(mean_p.shape)} and cov_p {tuple(cov_p.shape)} do not broadcast") from None
-    return _gaussian_kl(mean_q, chol_q, mean_p, chol_p)
-
-
-def _gaussian_kl(mean_q, chol_q, mean_p, chol_p):
-    # With cov_p = Lp Lp^T: tr(cov_p^{-1} cov_q) = ||Lp^{-1} Lq||_F^2, Mahalanobis term = ||Lp^{-1}(mp - mq)||^2.
-    d = mean_q.shape[-1]
-    a = torch.linalg.solve_triangular(chol_p, chol_q, upper=False)  # batch dimensions broadcast
-    m = torch.linalg.solve_triangular(chol_p, (mean_p - mean_q).unsqueeze(-1), upper=False).squeeze(-1)
-    trace = (a**2).sum((-2, -1))
-    return 0.5 * (trace + (m**2).sum(-1) - d + _log_det_from_cholesky(chol_p) - _log_det_from_cholesky(chol_q))
+    ratio = torch.linalg.solve(cov_p, cov_q)  # cov_p^-1 cov_q
+    trace = ratio.diagonal(dim1=-2, dim2=-1).sum(-1)
+    diff = (mean_p - mean_q).unsqueeze(-1)
+    solved = torch.linalg.solve(cov_p, diff)
+    mahalanobis = (diff * solved).sum((-2, -1))
+    log_dets = torch.logdet(cov_p) - torch.logdet(cov_q)
+    return 0.5 * (trace + mahalanobis - d + log_dets)
 
 
 class ELBO(NamedTuple):
-    """The ELBO and its two terms, per data point, in nats: ``elbo == expected_log_likelihood - kl_to_prior``."""
+    """The ELBO and its two terms, per data point, in nats.
 
-    elbo: torch.Tensor
-    expected_log_likelihood: torch.Tensor
-    kl_to_prior: torch.Tensor
-
-
-class MonteCarloELBO(NamedTuple):
-    """A Monte Carlo estimate of the ELBO per data point and its standard error (sample std / sqrt(K))."""
-
-    estimate: torch.Tensor
-    standard_error: torch.Tensor
-    num_samples: int
-
-
-def _q_covariance(model: LinearGaussianModel, x, q_mean, q_cov, q_ln_var) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate x and q; return q's covariance (..., d, d) and its Cholesky factor."""
-    model.check_x(x)
-    _check_vector(q_mean, "q_mean", model.latent_dim, model.dtype, "latent_dim")
-    if q_mean.shape[:-1] != x.shape[:-1]:
-        raise ValueError(
-            f"q_mean {tuple(q_mean.shape)} must have one row per data point of x {tuple(x.shape)}")
-    if (q_cov is None) == (q_ln_var is None):
-        raise ValueError("give exactly one of q_cov (a full covariance) and q_ln_var (diagonal log variances)")
-    if q_ln_var is not None:
-        _check_vector(q_ln_var, "q_ln_var", model.latent_dim, model.dtype, "latent_dim")
-        if q_ln_var.shape != q_mean.shape:
-            raise ValueError(f"q_ln_var must have the shape of q_mean {tuple(q_mean.shape)}, got {tuple(q_ln_var.shape)}")
-        q_cov = torch.diag_embed(_exp_variances(q_ln_var, "q_ln_var"))
-    d = model.latent_dim
-    chol = _check_covariance(q_cov, "q_cov", model.dtype)
-    if q_cov.shape not in ((d, d), (*q_mean.shape[:-1], d, d)):
-        raise ValueError(f"q_cov must have shape ({d}, {d}) or {(*q_mean.shape[:-1], d, d)}, got {tuple(q_cov.shape)}")
-    return q_cov, chol
-
-
-def elbo(model: LinearGaussianModel, x: torch.Tensor, q_mean: torch.Tensor, q_cov: Optional[torch.Tensor] = None,
-         *, q_ln_var: Optional[torch.Tensor] = None) -> ELBO:
-    """The ELBO of q(z | x) = N(q_mean, q_cov) under ``model``, in closed form.
-
-    ELBO = E_q[log p(x | z)] - KL(q(z | x) || p(z)); both terms are analytic for a linear-Gaussian model.
-
-    Args:
-        model: the linear-Gaussian model.
-        x: (D,) or (n, D) data.
-        q_mean: (d,) or (n, d), one mean per data point.
-        q_cov: (d, d) or (n, d, d) full covariance; or instead
-        q_ln_var: (d,) or (n, d) diagonal log variances (what a VAE encoder outputs).
-    Returns:
-        ELBO(elbo, expected_log_likelihood, kl_to_prior), each () or (n,).
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
     """
-    q_cov, chol_q = _q_covariance(model, x, q_mean, q_cov, q_ln_var)
-    expected = model.expected_log_likelihood(x, q_mean, q_cov)
-    d = model.latent_dim
-    zero, eye = torch.zeros(d, dtype=model.dtype), torch.eye(d, dtype=model.dtype)
-    kl = _gaussian_kl(q_mean, chol_q, zero, eye)
+
+    elbo: torch.Tensor  # = expected_log_likelihood - kl_to_prior
+    expected_log_likelihood: torch.Tensor  # E_q[log p(x | z)]
+    kl_to_prior: torch.Tensor  # KL(q(z | x) || p(z))
+
+
+def elbo(model, x, q_mean, q_cov=None, *, q_ln_var=None):
+    """The ELBO of q(z | x) = N(q_mean, q_cov) in closed form.
+
+    x: (D,) or (n, D); q_mean: (d,) or (n, d); q_cov: (d, d) or
+    (n, d, d), or instead q_ln_var: diagonal log variances shaped
+    like q_mean (what a VAE's encoder outputs).
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
+    """
+    check_q(model, x, q_mean, q_cov, q_ln_var)
+    if q_ln_var is not None:  # a diagonal q, as an encoder gives it
+        q_cov = torch.diag_embed(q_ln_var.exp())
+    m, C = q_mean, q_cov
+    W, b, s2 = model.W, model.b, model.sigma**2
+    D, d = model.data_dim, model.latent_dim
+    # E_q ||x - W z - b||^2 = ||x - W m - b||^2 + tr(W C W^T)
+    residual = x - (m @ W.T + b)
+    spread = (W @ C @ W.T).diagonal(dim1=-2, dim2=-1).sum(-1)
+    squares = (residual**2).sum(-1) + spread
+    log_2pi_s2 = math.log(2 * math.pi * s2)
+    expected = -0.5 * (D * log_2pi_s2 + squares / s2)
+    # KL(q || p(z)) with the prior p(z) = N(0, I)
+    zero = torch.zeros(d, dtype=model.dtype)
+    eye = torch.eye(d, dtype=model.dtype)
+    kl = gaussian_kl(m, C, zero, eye)
     return ELBO(expected - kl, expected, kl)
 
 
-def kl_to_posterior(model: LinearGaussianModel, x: torch.Tensor, q_mean: torch.Tensor,
-                    q_cov: Optional[torch.Tensor] = None, *, q_ln_var: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """KL(q(z | x) || p(z | x)), the gap between log p(x) and the ELBO. Arguments as in :func:`elbo`."""
-    q_cov, chol_q = _q_covariance(model, x, q_mean, q_cov, q_ln_var)
+def kl_to_posterior(model, x, q_mean, q_cov=None, *, q_ln_var=None):
+    """KL(q(z | x) || p(z | x)), the gap below log p(x).
+
+    Arguments as in elbo.
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
+    """
+    check_q(model, x, q_mean, q_cov, q_ln_var)
+    if q_ln_var is not None:
+        q_cov = torch.diag_embed(q_ln_var.exp())
     post_mean, post_cov = model.posterior(x)
-    return _gaussian_kl(q_mean, chol_q, post_mean, torch.linalg.cholesky(post_cov))
+    return gaussian_kl(q_mean, q_cov, post_mean, post_cov)
 
 
-def best_mean_field(model: LinearGaussianModel, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The diagonal Gaussian q closest to the posterior in KL(q || p(z | x)): (mean, ln_var), each like q_mean.
+def best_mean_field(model, x):
+    """The diagonal q closest to p(z | x) in KL(q || p(z | x)).
 
-    Its mean is the posterior mean and its variances are 1 / diag(posterior precision): a
-    factorised q matches the posterior's *conditional* spreads, so it is too narrow whenever the
-    latents are correlated a posteriori, and the gap stays positive.
+    Returns (mean, ln_var), each like the posterior mean: the
+    posterior's mean, and variances 1 / diag(posterior precision).
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
     """
     mean, _ = model.posterior(x)
-    ln_var = -torch.log(torch.diagonal(model.posterior_precision()))
+    precision = model.posterior_precision()
+    ln_var = -torch.log(torch.diagonal(precision))
     return mean, ln_var.expand_as(mean).clone()
 
 
-def elbo_monte_carlo(model: LinearGaussianModel, x: torch.Tensor, q_mean: torch.Tensor,
-                     q_cov: Optional[torch.Tensor] = None, *, q_ln_var: Optional[torch.Tensor] = None,
-                     num_samples: int, generator: Optional[torch.Generator] = None,
-                     analytic_kl: bool = False) -> MonteCarloELBO:
-    """A Monte Carlo estimate of the ELBO from ``num_samples`` reparameterized draws z = m + L eps.
+# ----------------------------------------------------------------------------------------------
+# Defined in chapter 03: the Monte Carlo estimate of the ELBO
+# ----------------------------------------------------------------------------------------------
 
-    analytic_kl=False averages log p(x, z) - log q(z | x) (every term sampled);
-    analytic_kl=True averages log p(x | z) and subtracts KL(q || p(z)) in closed form, as ``VAE.loss`` does.
 
-    Args:
-        model, x, q_mean, q_cov, q_ln_var: as in :func:`elbo`.
-        num_samples: K, the number of draws of z per data point.
-        generator: a torch.Generator for reproducible draws.
-        analytic_kl: which estimator (see above).
-    Returns:
-        MonteCarloELBO(estimate, standard_error, num_samples), estimate and standard_error () or (n,).
+class MonteCarloELBO(NamedTuple):
+    """A Monte Carlo estimate of the ELBO per data point, in nats.
+
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
     """
-    check_positive_int(num_samples, "num_samples")
-    check_generator(generator)
-    q_cov, chol_q = _q_covariance(model, x, q_mean, q_cov, q_ln_var)
-    eps = torch.randn(num_samples, *q_mean.shape, generator=generator, dtype=model.dtype)  # (K, ..., d)
-    z = q_mean + (chol_q @ eps.unsqueeze(-1)).squeeze(-1)
+
+    estimate: torch.Tensor  # the mean of the K terms
+    standard_error: torch.Tensor  # their std / sqrt(K)
+    num_samples: int  # K
+
+
+def elbo_monte_carlo(
+    model, x, q_mean, q_cov=None, *, q_ln_var=None, num_samples, generator=None, analytic_kl=False
+):
+    """The ELBO estimated from K = num_samples draws z = m + L eps.
+
+    analytic_kl=False averages log p(x, z) - log q(z | x);
+    analytic_kl=True averages log p(x | z), minus KL(q || p(z)).
+    Other arguments as in elbo.
+    Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
+    """
+    check_q(model, x, q_mean, q_cov, q_ln_var)
+    check_sampling(num_samples, generator, "num_samples")
+    if q_ln_var is not None:
+        q_cov = torch.diag_embed(q_ln_var.exp())
+    K = num_samples
+    L = torch.linalg.cholesky(q_cov)  # q_cov = L L^T
+    eps = torch.randn(K, *q_mean.shape, generator=generator, dtype=model.dtype)  # (K, ..., d)
+    z = q_mean + (L @ eps.unsqueeze(-1)).squeeze(-1)  # z ~ q
+    log_likelihood = model.log_likelihood(x, z)  # (K, ...)
     if analytic_kl:
-        d = model.latent_dim
-        kl = _gaussian_kl(q_mean, chol_q, torch.zeros(d, dtype=model.dtype), torch.eye(d, dtype=model.dtype))
-        terms = model.log_likelihood(x, z) - kl
+        kl = elbo(model, x, q_mean, q_cov).kl_to_prior
+        terms = log_likelihood - kl
     else:
-        # log q(z) at z = m + L eps: -d/2 log 2pi - 1/2 log det S - ||eps||^2 / 2
-        log_q = -0.5 * (model.latent_dim * _LOG_2PI + _log_det_from_cholesky(chol_q) + (eps**2).sum(-1))
-        terms = model.log_likelihood(x, z) + model.log_prior(z) - log_q
-    std = terms.std(0) if num_samples > 1 else torch.full_like(terms[0], float("nan"))
-    return MonteCarloELBO(terms.mean(0), std / math.sqrt(num_samples), num_samples)
+        log_q = gaussian_log_density(z, q_mean, q_cov)
+        terms = log_likelihood + model.log_prior(z) - log_q
+    nan = torch.full_like(terms[0], float("nan"))
+    sd = terms.std(0) if K > 1 else nan  # one draw: no spread
+    return MonteCarloELBO(terms.mean(0), sd / math.sqrt(K), K)
 
 
 # ----------------------------------------------------------------------------------------------
-# Experiments and figures for the notebook
+# Tables and figures for the chapter. Each takes the chapter's functions as keyword arguments
+# (the package's by default), so the chapter's page runs the code it shows.
 # ----------------------------------------------------------------------------------------------
 
 # Okabe-Ito colours (colour-vision-deficiency safe).
 _BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7"
 
 
-def _check_one_point(model: LinearGaussianModel, x) -> None:
-    if not isinstance(model, LinearGaussianModel):
-        raise TypeError(f"model must be a LinearGaussianModel, got {type(model).__name__}")
-    model.check_x(x)
+def _check_one_point(model, x) -> None:
+    _check_model(model)
+    check_data(x, model)
     if x.dim() != 1:
-        raise ValueError(f"x must be one data point of shape ({model.data_dim},), got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must be one data point of shape ({model.data_dim},), got {tuple(x.shape)}"
+        )
 
 
-def identity_table(model: LinearGaussianModel, x: torch.Tensor, candidates: dict) -> str:
-    """A text table checking log p(x) = ELBO + KL(q || p(z|x)) for named q's at one data point x (D,).
+def identity_table(
+    model, x: torch.Tensor, candidates: dict, *, elbo=elbo, kl_to_posterior=kl_to_posterior
+) -> str:
+    """A text table checking log p(x) = ELBO + KL(q || p(z|x)) for named q's at one point x (D,).
 
-    ``candidates`` maps a name to the keyword arguments of :func:`elbo` (q_mean and q_cov or q_ln_var).
-    Columns: recon. = E_q[log p(x|z)], KL prior = KL(q || p(z)), ELBO, gap = KL(q || p(z|x)),
-    residual = log p(x) - (ELBO + gap), all in nats.
+    ``candidates`` maps a name to the keyword arguments of :func:`elbo` (q_mean and q_cov or
+    q_ln_var). Columns: recon. = E_q[log p(x|z)], KL prior = KL(q || p(z)), ELBO,
+    gap = KL(q || p(z|x)), residual = log p(x) - (ELBO + gap), all in nats.
+    ``elbo`` and ``kl_to_posterior``: the functions that compute them (the chapter passes its own).
     """
     _check_one_point(model, x)
+    _check_function(elbo, "elbo")
+    _check_function(kl_to_posterior, "kl_to_posterior")
     log_px = model.log_marginal(x).item()
     lines = [f"{'q':26s}{'recon.':>10s}{'KL prior':>10s}{'ELBO':>10s}{'gap':>10s}{'residual':>10s}"]
     for name, q in candidates.items():
         terms = elbo(model, x, **q)
         gap = kl_to_posterior(model, x, **q).item()
         residual = log_px - (terms.elbo.item() + gap)
-        lines.append(f"{name[:25]:26s}{terms.expected_log_likelihood.item():10.4f}{terms.kl_to_prior.item():10.4f}"
-                     f"{terms.elbo.item():10.4f}{gap:10.4f}{residual:10.1e}")
+        lines.append(
+            f"{name[:25]:26s}{terms.expected_log_likelihood.item():10.4f}"
+            f"{terms.kl_to_prior.item():10.4f}{terms.elbo.item():10.4f}{gap:10.4f}{residual:10.1e}"
+        )
     lines.append(f"log p(x) = {log_px:.5f} nats")
     return "\n".join(lines)
 
 
-def monte_carlo_convergence(model: LinearGaussianModel, x: torch.Tensor, q_mean: torch.Tensor,
-                            q_cov: Optional[torch.Tensor] = None, *, q_ln_var: Optional[torch.Tensor] = None,
-                            sample_sizes=(10, 100, 1000), seed: int = 0) -> dict:
-    """Monte Carlo ELBO estimates of one data point x (D,) for each K in ``sample_sizes``, both estimators.
+def monte_carlo_convergence(
+    model,
+    x: torch.Tensor,
+    q_mean: torch.Tensor,
+    q_cov: Optional[torch.Tensor] = None,
+    *,
+    q_ln_var: Optional[torch.Tensor] = None,
+    sample_sizes=(10, 100, 1000),
+    seed: int = 0,
+    elbo=elbo,
+    elbo_monte_carlo=elbo_monte_carlo,
+) -> dict:
+    """Monte Carlo ELBO estimates of one data point x (D,) for each K in ``sample_sizes``, both
+    estimators.
 
-    Returns a dict with "sample_sizes" and, for "full" (every term sampled) and "analytic_kl", the lists
-    "estimate" and "standard_error" (floats), plus "exact": the closed-form ELBO.
+    Returns a dict with "sample_sizes" and, for "full" (every term sampled) and "analytic_kl", the
+    lists "estimate" and "standard_error" (floats), plus "exact": the closed-form ELBO.
+    ``elbo`` and ``elbo_monte_carlo``: the functions that compute them (the chapter passes its own).
     """
     _check_one_point(model, x)
     if isinstance(sample_sizes, (str, bytes)) or not hasattr(sample_sizes, "__iter__"):
-        raise TypeError(f"sample_sizes must be a sequence of numbers of samples such as (10, 100), got {sample_sizes!r}")
+        raise TypeError(
+            "sample_sizes must be a sequence of numbers of samples such as (10, 100), "
+            f"got {sample_sizes!r}"
+        )
     sample_sizes = [check_positive_int(k, "sample_sizes entries") for k in sample_sizes]
     if not sample_sizes:
         raise ValueError("sample_sizes must name at least one number of samples K")
     check_seed(seed)
+    _check_function(elbo, "elbo")
+    _check_function(elbo_monte_carlo, "elbo_monte_carlo")
     exact = elbo(model, x, q_mean, q_cov, q_ln_var=q_ln_var).elbo.item()
     table = {"sample_sizes": list(sample_sizes), "exact": exact}
     for index, (name, analytic) in enumerate((("full", False), ("analytic_kl", True))):
         g = torch.Generator().manual_seed(seed + index)
-        runs = [elbo_monte_carlo(model, x, q_mean, q_cov, q_ln_var=q_ln_var, num_samples=int(k), generator=g,
-                                 analytic_kl=analytic) for k in sample_sizes]
-        table[name] = {"estimate": [r.estimate.item() for r in runs],
-                       "standard_error": [r.standard_error.item() for r in runs]}
+        runs = [
+            elbo_monte_carlo(
+                model,
+                x,
+                q_mean,
+                q_cov,
+                q_ln_var=q_ln_var,
+                num_samples=int(k),
+                generator=g,
+                analytic_kl=analytic,
+            )
+            for k in sample_sizes
+        ]
+        table[name] = {
+            "estimate": [r.estimate.item() for r in runs],
+            "standard_error": [r.standard_error.item() for r in runs],
+        }
     return table
 
 
 def convergence_table(table: dict) -> str:
-    """The result of :func:`monte_carlo_convergence` as text: estimate, s.e. and |error| / s.e. per K."""
+    """:func:`monte_carlo_convergence`'s result as text: estimate, s.e., |error| / s.e. per K."""
     exact = table["exact"]
-    lines = [f"{'':8s}{'all sampled':^30s}  {'KL in closed form':^30s}",
-             f"{'K':>8s}" + f"{'estimate':>12s}{'s.e.':>9s}{'|err|/se':>9s}  " * 2]
+    lines = [
+        f"{'':8s}{'all sampled':^30s}  {'KL in closed form':^30s}",
+        f"{'K':>8s}" + f"{'estimate':>12s}{'s.e.':>9s}{'|err|/se':>9s}  " * 2,
+    ]
     for i, k in enumerate(table["sample_sizes"]):
         row = f"{k:8,d}"
         for name in ("full", "analytic_kl"):
@@ -505,13 +686,37 @@ def plot_monte_carlo_convergence(table: dict) -> Figure:
     exact = table["exact"]
     fig = Figure(figsize=(10.5, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
-    styles = {"full": (_BLUE, "o", 0.93, "log p(x, z) − log q(z|x), all sampled", "all sampled"),
-              "analytic_kl": (_ORANGE, "s", 1.07, "log p(x|z) sampled, KL in closed form", "KL in closed form")}
+    styles = {
+        "full": (_BLUE, "o", 0.93, "log p(x, z) − log q(z|x), all sampled", "all sampled"),
+        "analytic_kl": (
+            _ORANGE,
+            "s",
+            1.07,
+            "log p(x|z) sampled, KL in closed form",
+            "KL in closed form",
+        ),
+    }
     for name, (color, marker, shift, label, short) in styles.items():
         est = torch.tensor(table[name]["estimate"])
         se = torch.tensor(table[name]["standard_error"])
-        left.errorbar(ks * shift, est, yerr=2 * se, color=color, marker=marker, ls="none", capsize=3, label=label)
-        right.plot(ks, (est - exact).abs(), color=color, marker=marker, ls="none", label=f"|error|, {short}")
+        left.errorbar(
+            ks * shift,
+            est,
+            yerr=2 * se,
+            color=color,
+            marker=marker,
+            ls="none",
+            capsize=3,
+            label=label,
+        )
+        right.plot(
+            ks,
+            (est - exact).abs(),
+            color=color,
+            marker=marker,
+            ls="none",
+            label=f"|error|, {short}",
+        )
         right.plot(ks, se, color=color, ls="-", lw=1.2, label=f"standard error, {short}")
     left.axhline(exact, color="black", lw=1, label=f"closed-form ELBO = {exact:.4f}")
     left.set_xscale("log")
@@ -532,46 +737,86 @@ def plot_monte_carlo_convergence(table: dict) -> Figure:
     return fig
 
 
-def plot_elbo_along_line(model: LinearGaussianModel, x: torch.Tensor, t: Optional[torch.Tensor] = None) -> Figure:
-    """The ELBO as q's mean moves along the line m(t) = t * (posterior mean), for one data point x (D,).
+def plot_elbo_along_line(
+    model,
+    x: torch.Tensor,
+    t: Optional[torch.Tensor] = None,
+    *,
+    elbo=elbo,
+    best_mean_field=best_mean_field,
+) -> Figure:
+    """The ELBO as q's mean moves along the line m(t) = t * (posterior mean), for one point x (D,).
 
-    t = 0 is the prior mean 0, t = 1 the posterior mean. Left: the ELBO for three covariances of q (the
-    posterior's, the best diagonal one, the identity) under the horizontal line log p(x); the gap of the
-    first is shaded. Right: the two terms of the ELBO for the posterior covariance.
+    t = 0 is the prior mean 0, t = 1 the posterior mean; ``t`` may have any floating-point dtype
+    (it is converted to the model's). Left: the ELBO for three covariances of q (the posterior's,
+    the best diagonal one, the identity) under the horizontal line log p(x); the gap of the first
+    is shaded. Right: the two terms of the ELBO for the posterior covariance.
+    ``elbo`` and ``best_mean_field``: the functions to use (the chapter passes its own).
     """
     _check_one_point(model, x)
     if t is None:
         t = torch.linspace(-0.25, 1.75, 201, dtype=model.dtype)
     check_tensor(t, "t")
     if t.dim() != 1 or len(t) < 2:
-        raise ValueError(f"t must be a 1-D tensor of at least 2 positions, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"t must be a 1-D tensor of at least 2 positions, got shape {tuple(t.shape)}"
+        )
     check_finite(t, "t")
+    _check_function(elbo, "elbo")
+    _check_function(best_mean_field, "best_mean_field")
+    # Positions in the model's dtype: the ELBO is computed in it, and NumPy (which draws the
+    # curves) has no bfloat16.
+    t = t.to(model.dtype)
     post_mean, post_cov = model.posterior(x)
     _, mf_ln_var = best_mean_field(model, x)
     means = t.unsqueeze(-1) * post_mean  # (T, d)
     xs = x.expand(len(t), -1)
     log_px = model.log_marginal(x).item()
-    covs = [("q covariance = posterior covariance", post_cov, _BLUE, "-"),
-            ("q covariance = best diagonal", torch.diag(mf_ln_var.exp()), _GREEN, "--"),
-            ("q covariance = I (the prior's)", torch.eye(model.latent_dim, dtype=model.dtype), _VERMILLION, "-.")]
+    covs = [
+        ("q covariance = posterior covariance", post_cov, _BLUE, "-"),
+        ("q covariance = best diagonal", torch.diag(mf_ln_var.exp()), _GREEN, "--"),
+        (
+            "q covariance = I (the prior's)",
+            torch.eye(model.latent_dim, dtype=model.dtype),
+            _VERMILLION,
+            "-.",
+        ),
+    ]
     fig = Figure(figsize=(10.5, 4.3), layout="constrained")
     left, right = fig.subplots(1, 2)
     tt = t.numpy()
     for label, cov, color, ls in covs:
-        left.plot(tt, elbo(model, xs, means, cov).elbo.numpy(), color=color, ls=ls, lw=2, label=label)
+        left.plot(
+            tt, elbo(model, xs, means, cov).elbo.numpy(), color=color, ls=ls, lw=2, label=label
+        )
     best = elbo(model, xs, means, post_cov)
     left.axhline(log_px, color="black", lw=1.2, label=f"log p(x) = {log_px:.3f}")
-    left.fill_between(tt, best.elbo.numpy(), log_px, color=_BLUE, alpha=0.15,
-                      label="gap = KL(q ‖ p(z|x))")
+    left.fill_between(
+        tt, best.elbo.numpy(), log_px, color=_BLUE, alpha=0.15, label="gap = KL(q ‖ p(z|x))"
+    )
     left.axvline(1.0, color="0.5", lw=0.8, ls=":")
     lowest = min(min(line.get_ydata()) for line in left.get_lines())
-    left.set_ylim(lowest - 0.5, log_px + 0.3 * (log_px - lowest))  # room for the legend above the curves
+    # room for the legend above the curves
+    left.set_ylim(lowest - 0.5, log_px + 0.3 * (log_px - lowest))
     left.set_xlabel("position of q's mean: t in m = t · (posterior mean)")
     left.set_ylabel("nats")
     left.set_title("The ELBO touches log p(x) only at q = p(z|x)")
     left.legend(fontsize=8, loc="upper center", ncols=2)
-    right.plot(tt, best.expected_log_likelihood.numpy(), color=_ORANGE, lw=2, label="E_q[log p(x|z)] (reconstruction)")
-    right.plot(tt, -best.kl_to_prior.numpy(), color=_PURPLE, lw=2, ls="--", label="−KL(q ‖ p(z)) (regularisation)")
+    right.plot(
+        tt,
+        best.expected_log_likelihood.numpy(),
+        color=_ORANGE,
+        lw=2,
+        label="E_q[log p(x|z)] (reconstruction)",
+    )
+    right.plot(
+        tt,
+        -best.kl_to_prior.numpy(),
+        color=_PURPLE,
+        lw=2,
+        ls="--",
+        label="−KL(q ‖ p(z)) (regularisation)",
+    )
     right.plot(tt, best.elbo.numpy(), color=_BLUE, lw=2, label="ELBO = sum of the two")
     right.axvline(1.0, color="0.5", lw=0.8, ls=":")
     right.set_xlabel("position of q's mean: t in m = t · (posterior mean)")

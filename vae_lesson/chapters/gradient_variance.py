@@ -1,4 +1,4 @@
-"""Two unbiased estimators of the gradient of an expectation, and an experiment that measures their variance.
+"""Two unbiased estimators of the gradient of an expectation, and an experiment on their variance.
 
 The quantity is the gradient with respect to the mean of a Gaussian,
 
@@ -6,16 +6,23 @@ The quantity is the gradient with respect to the mean of a Gaussian,
 
 which is what a VAE needs for its encoder (with f the decoder's loss). Two per-sample estimators:
 
-* pathwise (reparameterized): write z = mu + sigma * eps, eps ~ N(0, I); then g = E_eps[ grad f(z) ],
-  so each draw gives grad f(mu + sigma * eps). Needs a differentiable f.
-* score function (REINFORCE): g = E_z[ f(z) * grad_mu log N(z; mu, sigma^2) ] = E_z[ f(z) (z - mu) / sigma^2 ].
+* pathwise (reparameterized): write z = mu + sigma * eps, eps ~ N(0, I); then
+  g = E_eps[ grad f(z) ], so each draw gives grad f(mu + sigma * eps). Needs a differentiable f.
+* score function (REINFORCE):
+  g = E_z[ f(z) * grad_mu log N(z; mu, sigma^2) ] = E_z[ f(z) (z - mu) / sigma^2 ].
   Needs only values of f. A baseline b (not depending on z) may be subtracted from f without bias,
   because E[grad log q] = 0.
 
-Both are computed with autograd from a surrogate loss, as one would in a real model. With K draws the
-estimate is the average of K per-sample estimates; its variance is the per-sample variance over K.
+Both are computed with autograd, as one would in a real model (the score function from a surrogate
+loss). With K draws the estimate is the average of K per-sample estimates; its variance is the
+per-sample variance over K.
 
 Shapes: ``mean`` and ``sigma`` are (d,); ``f`` maps (..., d) -> (...).
+
+Chapter 04 defines the two estimators (and the test objective ``square``) on the page; this module
+keeps the same code, with what the chapter uses without showing: the argument checks, the closed
+forms, the batched estimates, the experiment, its table and its figure. The experiment takes the
+estimators as arguments (the package's by default), so the chapter runs the ones it defines.
 """
 
 from __future__ import annotations
@@ -27,14 +34,24 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..infra.checks import (check_finite, check_generator, check_not_meta, check_number, check_positive_int, check_seed,
-                      check_tensor, check_unit_interval)
+from ..infra.checks import (
+    check_finite,
+    check_generator,
+    check_not_meta,
+    check_number,
+    check_positive_int,
+    check_seed,
+    check_tensor,
+    check_unit_interval,
+)
 
 __all__ = [
     "ESTIMATORS",
     "square",
     "square_exact_gradient",
     "square_per_sample_variance",
+    "check_gradient_args",
+    "check_values",
     "pathwise_samples",
     "score_function_samples",
     "gradient_estimates",
@@ -65,8 +82,11 @@ Baseline = Union[None, float, str]
 # ----------------------------------------------------------------------------------------------
 
 
-def square(z: torch.Tensor) -> torch.Tensor:
-    """f(z) = ||z||^2 = sum_j z_j^2. z: (..., d) -> (...)."""
+def square(z):
+    """f(z) = ||z||^2, the sum of squares: (..., d) -> (...).
+
+    Defined in chapter 04 (notebooks/04_reparameterization.ipynb).
+    """
     return (z * z).sum(-1)
 
 
@@ -83,24 +103,30 @@ def square_per_sample_variance(mean, sigma, estimator: str, baseline: float = 0.
     score:     (f(z) - c) eps / sigma with a = mu^2 - c
                -> Var = (a^2 + 6 a sigma^2) / sigma^2 + 8 mu^2 + 15 sigma^2
                (c = 0: mu^4 / sigma^2 + 14 mu^2 + 15 sigma^2).
-    Valid for d = 1 (for d > 1 the other coordinates add to f and so to the score estimator's variance).
+    Valid for d = 1 (for d > 1 the other coordinates add to f and so to the score estimator's
+    variance).
     Works elementwise on floats, arrays or tensors (finite values, sigma > 0).
     """
     _check_reals(mean, "mean")
     _check_reals(sigma, "sigma", positive=True)
     check_number(baseline, "baseline")
     # Lists and tuples have no arithmetic: compute with arrays.
-    mean, sigma = (np.asarray(v, dtype=np.float64) if isinstance(v, (list, tuple)) else v for v in (mean, sigma))
+    mean, sigma = (
+        np.asarray(v, dtype=np.float64) if isinstance(v, (list, tuple)) else v
+        for v in (mean, sigma)
+    )
     if estimator == "pathwise":
         return 4 * sigma**2 + 0 * mean
     if estimator == "score":
         a = mean**2 - baseline
         return (a**2 + 6 * a * sigma**2) / sigma**2 + 8 * mean**2 + 15 * sigma**2
-    raise ValueError(f'estimator must be "pathwise" or "score" for the closed form, got {estimator!r}')
+    raise ValueError(
+        f'estimator must be "pathwise" or "score" for the closed form, got {estimator!r}'
+    )
 
 
 # ----------------------------------------------------------------------------------------------
-# Per-sample estimators
+# Argument checks: each estimator calls check_gradient_args on its first line
 # ----------------------------------------------------------------------------------------------
 
 
@@ -117,35 +143,52 @@ def _check_reals(value, name: str, positive: bool = False) -> None:
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{name} must be a real number, array or tensor, got {type(value).__name__}") from None
+            raise TypeError(
+                f"{name} must be a real number, array or tensor, got {type(value).__name__}"
+            ) from None
     if array.size == 0:
         raise ValueError(f"{name} is empty")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if positive and not (array > 0).all():
-        raise ValueError(f"{name} must be strictly positive (a standard deviation), got {value!r:.40}")
+        raise ValueError(
+            f"{name} must be strictly positive (a standard deviation), got {value!r:.40}"
+        )
 
 
 def _check_mean_sigma(mean, sigma) -> tuple[torch.Tensor, torch.Tensor]:
     check_tensor(mean, "mean")
     if mean.dim() != 1 or len(mean) == 0:
-        raise ValueError(f"mean must have shape (d,) with d >= 1, got {tuple(mean.shape)}"
-                         + (" (empty)" if mean.numel() == 0 else "") + "; use torch.tensor([mu]) for d = 1")
+        raise ValueError(
+            f"mean must have shape (d,) with d >= 1, got {tuple(mean.shape)}"
+            + (" (empty)" if mean.numel() == 0 else "")
+            + "; use torch.tensor([mu]) for d = 1"
+        )
     check_finite(mean, "mean")
     if not isinstance(sigma, torch.Tensor):
         if isinstance(sigma, bool) or isinstance(sigma, str):
-            raise TypeError(f"sigma must be a number or a tensor of standard deviations, got {sigma!r}")
+            raise TypeError(
+                f"sigma must be a number or a tensor of standard deviations, got {sigma!r}"
+            )
         try:
             sigma = torch.as_tensor(sigma, dtype=mean.dtype)
         except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"sigma must be a number or a tensor of standard deviations, got {type(sigma).__name__}") from None
+            raise TypeError(
+                "sigma must be a number or a tensor of standard deviations, "
+                f"got {type(sigma).__name__}"
+            ) from None
     check_tensor(sigma, "sigma")
     if sigma.device != mean.device:
-        raise ValueError(f"sigma is on {sigma.device} but mean is on {mean.device}; move both to one device")
+        raise ValueError(
+            f"sigma is on {sigma.device} but mean is on {mean.device}; move both to one device"
+        )
     sigma = sigma.to(mean.dtype)
     sigma = sigma.expand_as(mean) if sigma.dim() == 0 else sigma
     if sigma.shape != mean.shape:
-        raise ValueError(f"sigma must be a number or have the shape of mean {tuple(mean.shape)}, got {tuple(sigma.shape)}")
+        raise ValueError(
+            f"sigma must be a number or have the shape of mean {tuple(mean.shape)}, "
+            f"got {tuple(sigma.shape)}"
+        )
     if not bool((sigma > 0).all()) or not bool(torch.isfinite(sigma).all()):
         raise ValueError("sigma must be finite and strictly positive (a standard deviation)")
     return mean, sigma
@@ -154,97 +197,162 @@ def _check_mean_sigma(mean, sigma) -> tuple[torch.Tensor, torch.Tensor]:
 def _check_eps(eps, mean) -> None:
     check_tensor(eps, "eps")
     if eps.dim() < 2 or eps.shape[-1] != mean.shape[0]:
-        raise ValueError(f"eps must have shape (..., K, d) with d = len(mean) = {mean.shape[0]}, got {tuple(eps.shape)}")
+        raise ValueError(
+            f"eps must have shape (..., K, d) with d = len(mean) = {mean.shape[0]}, "
+            f"got {tuple(eps.shape)}"
+        )
     if eps.numel() == 0:
-        raise ValueError(f"eps is empty (shape {tuple(eps.shape)}): an estimate needs at least one draw")
+        raise ValueError(
+            f"eps is empty (shape {tuple(eps.shape)}): an estimate needs at least one draw"
+        )
     if eps.device != mean.device:
-        raise ValueError(f"eps is on {eps.device} but mean is on {mean.device}; move both to one device")
+        raise ValueError(
+            f"eps is on {eps.device} but mean is on {mean.device}; move both to one device"
+        )
     check_finite(eps, "eps")
+
+
+def _check_estimator_functions(pathwise, score_function) -> None:
+    for value, name in ((pathwise, "pathwise"), (score_function, "score_function")):
+        if not callable(value):
+            raise TypeError(
+                f"{name} must be a function (a per-draw gradient estimator), "
+                f"got {type(value).__name__}"
+            )
+
+
+def _checked_draws(draws, eps: torch.Tensor, name: str) -> torch.Tensor:
+    """What an estimator returned: one gradient per draw, a tensor shaped like eps (..., K, d)."""
+    if not isinstance(draws, torch.Tensor) or draws.shape != eps.shape:
+        got = tuple(draws.shape) if isinstance(draws, torch.Tensor) else type(draws).__name__
+        raise ValueError(
+            f"{name} must return one gradient per draw, a tensor of shape {tuple(eps.shape)} "
+            f"(the shape of eps), got {got}"
+        )
+    return draws
 
 
 def _check_f(f) -> None:
     if not callable(f):
-        raise TypeError(f"f must be a function of z (..., d) returning (...), got {type(f).__name__}")
+        raise TypeError(
+            f"f must be a function of z (..., d) returning (...), got {type(f).__name__}"
+        )
 
 
-def _f_values(f, z: torch.Tensor) -> torch.Tensor:
-    """f(z), checked: a tensor of shape z.shape[:-1] (one value per draw)."""
-    values = f(z)
+def _check_baseline(baseline, eps) -> None:
+    if baseline is None:
+        return
+    if isinstance(baseline, str):
+        if baseline != "leave-one-out":
+            raise ValueError(
+                f'baseline must be None, a number or "leave-one-out", got {baseline!r}'
+            )
+        if eps.shape[-2] < 2:
+            raise ValueError(
+                "a leave-one-out baseline needs at least 2 draws per estimate (K >= 2)"
+            )
+        return
+    check_number(baseline, "baseline")
+
+
+def check_gradient_args(f, mean, sigma, eps, baseline: Baseline = None) -> tuple:
+    """The arguments of :func:`pathwise_samples` and :func:`score_function_samples`.
+
+    f must be callable, mean a finite (d,) tensor, sigma a positive number or (d,) tensor, eps a
+    finite (..., K, d) tensor on mean's device, baseline None, a number or "leave-one-out" (K >= 2).
+    Returns mean and sigma, sigma as a (d,) tensor of mean's dtype.
+    """
+    _check_f(f)
+    mean, sigma = _check_mean_sigma(mean, sigma)
+    _check_eps(eps, mean)
+    _check_baseline(baseline, eps)
+    return mean, sigma
+
+
+def check_values(values, z: torch.Tensor) -> torch.Tensor:
+    """f(z), checked: a tensor of shape z.shape[:-1] (one finite value per draw)."""
     if not isinstance(values, torch.Tensor) or values.shape != z.shape[:-1]:
         got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-        raise ValueError(f"f must map z of shape (..., d) to a tensor of shape (...) = {tuple(z.shape[:-1])}, got {got}")
+        raise ValueError(
+            f"f must map z of shape (..., d) to a tensor of shape (...) = {tuple(z.shape[:-1])}, "
+            f"got {got}"
+        )
     if not bool(torch.isfinite(values.detach()).all()):
-        raise ValueError("f returned NaN or infinite values: its gradient estimates would be NaN too")
+        raise ValueError(
+            "f returned NaN or infinite values: its gradient estimates would be NaN too"
+        )
     return values
 
 
-def _leaf_means(mean: torch.Tensor, shape) -> torch.Tensor:
-    # One copy of mu per draw: the gradient with respect to copy i is draw i's own estimate.
-    return mean.detach().expand(shape).clone().requires_grad_(True)
+# ----------------------------------------------------------------------------------------------
+# Defined in chapter 04: the two estimators
+# ----------------------------------------------------------------------------------------------
 
 
-def pathwise_samples(f: Callable, mean: torch.Tensor, sigma, eps: torch.Tensor) -> torch.Tensor:
+def pathwise_samples(f, mean, sigma, eps):
     """Per-draw pathwise gradients grad f(mean + sigma * eps).
 
-    Args:
-        f: (..., d) -> (...), differentiable with torch.
-        mean: (d,); sigma: (d,) or a number.
-        eps: (..., K, d) standard-normal noise.
-    Returns:
-        (..., K, d): one gradient estimate with respect to ``mean`` per draw.
+    f: (..., d) -> (...), differentiable; mean: (d,); sigma: (d,)
+    or a number; eps: (..., K, d) standard-normal noise.
+    Returns (..., K, d): one estimate of the gradient per draw.
+    Defined in chapter 04 (notebooks/04_reparameterization.ipynb).
     """
-    _check_f(f)
-    mean, sigma = _check_mean_sigma(mean, sigma)
-    _check_eps(eps, mean)
-    mu = _leaf_means(mean, eps.shape)
+    mean, sigma = check_gradient_args(f, mean, sigma, eps)
+    # one copy of mean per draw, so that autograd returns each
+    # draw's own gradient rather than their sum
+    mu = mean.detach().expand(eps.shape).clone().requires_grad_()
     with torch.enable_grad():
-        z = mu + sigma * eps  # the reparameterization: z is a differentiable function of mu
-        (grad,) = torch.autograd.grad(_f_values(f, z).sum(), mu)
+        z = mu + sigma * eps  # the reparameterization
+        values = check_values(f(z), z)  # f of each draw: (..., K)
+        (grad,) = torch.autograd.grad(values.sum(), mu)
     return grad
 
 
-def score_function_samples(f: Callable, mean: torch.Tensor, sigma, eps: torch.Tensor,
-                           baseline: Baseline = None) -> torch.Tensor:
-    """Per-draw score-function gradients (f(z) - b) * grad_mu log N(z; mean, sigma^2), z = mean + sigma * eps.
+def score_function_samples(f, mean, sigma, eps, baseline=None):
+    """Per-draw score-function gradients (f(z) - b) grad log q(z).
 
-    Args:
-        f, mean, sigma, eps: as in :func:`pathwise_samples` (f need not be differentiable: it is detached).
-        baseline: None (b = 0), a number b, or ``"leave-one-out"``: b_i = mean of f over the other K - 1
-            draws of the same estimate (needs K >= 2; unbiased because b_i does not depend on draw i).
-    Returns:
-        (..., K, d). With a leave-one-out baseline the draws of one estimate are not independent.
+    z = mean + sigma * eps; arguments as in pathwise_samples, but f
+    need not be differentiable. baseline: None (b = 0), a number b,
+    or "leave-one-out": for draw i, b is the mean of f over the
+    other K - 1 draws of the same estimate (needs K >= 2).
+    Defined in chapter 04 (notebooks/04_reparameterization.ipynb).
     """
-    _check_f(f)
-    mean, sigma = _check_mean_sigma(mean, sigma)
-    _check_eps(eps, mean)
-    if baseline is not None and not isinstance(baseline, str):
-        check_number(baseline, "baseline")
-    mu = _leaf_means(mean, eps.shape)
-    z = (mean + sigma * eps).detach()  # a plain sample: no path from mu to z
+    mean, sigma = check_gradient_args(f, mean, sigma, eps, baseline)
+    mu = mean.detach().expand(eps.shape).clone().requires_grad_()
+    z = (mean + sigma * eps).detach()  # a plain draw: no path to mu
     with torch.no_grad():
-        values = _f_values(f, z)  # (..., K)
-        if baseline is None:
-            weights = values
-        elif isinstance(baseline, str):
-            if baseline != "leave-one-out":
-                raise ValueError(f'baseline must be None, a number or "leave-one-out", got {baseline!r}')
-            k = values.shape[-1]
-            if k < 2:
-                raise ValueError("a leave-one-out baseline needs at least 2 draws per estimate (K >= 2)")
-            others = (values.sum(-1, keepdim=True) - values) / (k - 1)
-            weights = values - others
+        values = check_values(f(z), z)  # (..., K)
+        if baseline == "leave-one-out":
+            K = values.shape[-1]
+            b = (values.sum(-1, keepdim=True) - values) / (K - 1)
         else:
-            weights = values - float(baseline)
+            b = 0.0 if baseline is None else baseline
     with torch.enable_grad():
-        log_q = torch.distributions.Normal(mu, sigma).log_prob(z).sum(-1)  # (..., K)
-        # Surrogate loss: its gradient is weights * grad log q, the score-function estimate.
-        (grad,) = torch.autograd.grad((weights * log_q).sum(), mu)
+        log_q = torch.distributions.Normal(mu, sigma).log_prob(z)
+        # a surrogate loss, its gradient (f(z) - b) grad log q(z)
+        surrogate = ((values - b) * log_q.sum(-1)).sum()
+        (grad,) = torch.autograd.grad(surrogate, mu)
     return grad
 
 
-def gradient_estimates(f: Callable, mean: torch.Tensor, sigma, *, estimator: str, num_samples: int,
-                       num_trials: int, generator: Optional[torch.Generator] = None,
-                       max_draws_per_chunk: int = 2**18) -> torch.Tensor:
+# ----------------------------------------------------------------------------------------------
+# Many estimates at once, and a reference gradient by quadrature
+# ----------------------------------------------------------------------------------------------
+
+
+def gradient_estimates(
+    f: Callable,
+    mean: torch.Tensor,
+    sigma,
+    *,
+    estimator: str,
+    num_samples: int,
+    num_trials: int,
+    generator: Optional[torch.Generator] = None,
+    max_draws_per_chunk: int = 2**18,
+    pathwise: Callable = pathwise_samples,
+    score_function: Callable = score_function_samples,
+) -> torch.Tensor:
     """``num_trials`` independent gradient estimates, each the average of ``num_samples`` (K) draws.
 
     Args:
@@ -254,7 +362,10 @@ def gradient_estimates(f: Callable, mean: torch.Tensor, sigma, *, estimator: str
         num_samples: K draws per estimate.
         num_trials: how many independent estimates.
         generator: torch.Generator for the noise.
-        max_draws_per_chunk: trials are processed in chunks of at most this many draws (memory bound).
+        max_draws_per_chunk: trials are processed in chunks of at most this many draws (memory).
+        pathwise, score_function: the per-draw estimators, called as
+            ``pathwise(f, mean, sigma, eps)`` and ``score_function(f, mean, sigma, eps, baseline)``
+            (chapter 04 passes its own).
     Returns:
         (num_trials, d) estimates of d/d mean E[f(z)].
     """
@@ -266,21 +377,26 @@ def gradient_estimates(f: Callable, mean: torch.Tensor, sigma, *, estimator: str
     check_positive_int(num_trials, "num_trials")
     check_positive_int(max_draws_per_chunk, "max_draws_per_chunk")
     check_generator(generator)
+    _check_estimator_functions(pathwise, score_function)
     chunk = max(1, max_draws_per_chunk // num_samples)
     out = []
     for start in range(0, num_trials, chunk):
         n = min(chunk, num_trials - start)
         eps = torch.randn(n, num_samples, mean.shape[0], generator=generator, dtype=mean.dtype)
         if estimator == "pathwise":
-            draws = pathwise_samples(f, mean, sigma, eps)
+            draws = _checked_draws(pathwise(f, mean, sigma, eps), eps, "pathwise")
         else:
-            draws = score_function_samples(f, mean, sigma, eps,
-                                           "leave-one-out" if estimator == "score_baseline" else None)
+            baseline = "leave-one-out" if estimator == "score_baseline" else None
+            draws = _checked_draws(
+                score_function(f, mean, sigma, eps, baseline), eps, "score_function"
+            )
         out.append(draws.mean(-2))
     return torch.cat(out)
 
 
-def quadrature_gradient(f: Callable, mean: torch.Tensor, sigma, num_nodes: int = 60) -> torch.Tensor:
+def quadrature_gradient(
+    f: Callable, mean: torch.Tensor, sigma, num_nodes: int = 60
+) -> torch.Tensor:
     """d/d mean E[f(z)] by Gauss-Hermite quadrature of E_eps[grad f(mean + sigma eps)] (d <= 3).
 
     Deterministic and, for smooth f, accurate to many digits: a reference "true gradient" when no
@@ -306,11 +422,11 @@ def quadrature_gradient(f: Callable, mean: torch.Tensor, sigma, num_nodes: int =
 
 
 class DecoderLoss(torch.nn.Module):
-    """f(z) = Bernoulli negative log-likelihood of a fixed image under a fixed, randomly initialised decoder.
+    """f(z) = Bernoulli negative log-likelihood of a fixed image under a fixed, random decoder.
 
-    The kind of function a VAE's encoder gradient runs through: latent (d) -> tanh(hidden) -> tanh(hidden)
-    -> logits (n_pixels), then sum_i softplus(y_i) - x_i y_i. The weights are frozen (seeded Xavier-like
-    normal init), so f is an ordinary deterministic function of z.
+    The kind of function a VAE's encoder gradient runs through: latent (d) -> tanh(hidden)
+    -> tanh(hidden) -> logits (n_pixels), then sum_i softplus(y_i) - x_i y_i. The weights are
+    frozen (seeded Xavier-like normal init), so f is an ordinary deterministic function of z.
 
     Args:
         target: (n_pixels,) image in [0, 1].
@@ -323,26 +439,34 @@ class DecoderLoss(torch.nn.Module):
         super().__init__()
         check_tensor(target, "target")
         if target.dim() != 1 or len(target) == 0:
-            raise ValueError(f"target must be a non-empty flat image (n_pixels,), got shape {tuple(target.shape)}")
+            raise ValueError(
+                "target must be a non-empty flat image (n_pixels,), "
+                f"got shape {tuple(target.shape)}"
+            )
         check_unit_interval(target, "target")
         check_positive_int(latent_dim, "latent_dim")
         check_positive_int(hidden, "hidden")
         g = torch.Generator().manual_seed(seed)
         sizes = [latent_dim, hidden, hidden, target.shape[0]]
-        self.weights = [torch.randn(a, b, generator=g, dtype=target.dtype) * math.sqrt(2.0 / (a + b))
-                        for a, b in zip(sizes[:-1], sizes[1:])]
+        self.weights = [
+            torch.randn(a, b, generator=g, dtype=target.dtype) * math.sqrt(2.0 / (a + b))
+            for a, b in zip(sizes[:-1], sizes[1:])
+        ]
         self.biases = [0.1 * torch.randn(b, generator=g, dtype=target.dtype) for b in sizes[1:]]
         self.target = target
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (..., latent_dim), the target's dtype and device -> (...) negative log-likelihoods in nats."""
+        """z: (..., latent_dim), the target's dtype and device -> (...) negative log-likelihoods
+        in nats."""
         check_tensor(z, "z")
         latent_dim = self.weights[0].shape[0]
         if z.dim() < 1 or z.shape[-1] != latent_dim:
             raise ValueError(f"z must have shape (..., {latent_dim}), got {tuple(z.shape)}")
         if z.dtype != self.target.dtype or z.device != self.target.device:
-            raise TypeError(f"z must have the target's dtype {self.target.dtype} on {self.target.device}, got "
-                            f"{z.dtype} on {z.device}; convert it with z.to(target)")
+            raise TypeError(
+                f"z must have the target's dtype {self.target.dtype} on {self.target.device}, got "
+                f"{z.dtype} on {z.device}; convert it with z.to(target)"
+            )
         check_finite(z, "z")
         h = z
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
@@ -350,7 +474,8 @@ class DecoderLoss(torch.nn.Module):
             if i < len(self.weights) - 1:
                 h = torch.tanh(h)
         return torch.nn.functional.binary_cross_entropy_with_logits(
-            h, self.target.expand_as(h), reduction="none").sum(-1)
+            h, self.target.expand_as(h), reduction="none"
+        ).sum(-1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -359,11 +484,11 @@ class DecoderLoss(torch.nn.Module):
 
 
 class VarianceResult(NamedTuple):
-    """Results of :func:`variance_experiment`, one row per K; ``stats[name]`` holds (len(sample_sizes), d) tensors.
+    """Results of :func:`variance_experiment`, one row per K.
 
-    stats[name]["mean"]: mean of the trial estimates; ["mean_se"]: its standard error;
-    ["variance"]: variance of one estimate across trials; ["variance_se"]: standard error of that
-    variance (from the fourth central moment).
+    ``stats[name]`` holds (len(sample_sizes), d) tensors: ["mean"], the mean of the trial
+    estimates; ["mean_se"], its standard error; ["variance"], the variance of one estimate across
+    trials; ["variance_se"], the standard error of that variance (from the fourth central moment).
     """
 
     sample_sizes: list
@@ -373,20 +498,35 @@ class VarianceResult(NamedTuple):
     seconds: float
 
 
-def variance_experiment(f: Callable, mean: torch.Tensor, sigma, *, sample_sizes: Sequence[int] = (1, 10, 100, 1000),
-                        num_trials: int = 2000, estimators: Sequence[str] = ESTIMATORS, seed: int = 0,
-                        exact_gradient: Optional[torch.Tensor] = None) -> VarianceResult:
-    """Mean and variance of each estimator over ``num_trials`` repetitions, for each K in ``sample_sizes``.
+def variance_experiment(
+    f: Callable,
+    mean: torch.Tensor,
+    sigma,
+    *,
+    sample_sizes: Sequence[int] = (1, 10, 100, 1000),
+    num_trials: int = 2000,
+    estimators: Sequence[str] = ESTIMATORS,
+    seed: int = 0,
+    exact_gradient: Optional[torch.Tensor] = None,
+    pathwise: Callable = pathwise_samples,
+    score_function: Callable = score_function_samples,
+) -> VarianceResult:
+    """Mean and variance of each estimator over ``num_trials`` repetitions, for each K in
+    ``sample_sizes``.
 
     Seeded: the same arguments give the same numbers. The leave-one-out baseline skips K = 1.
+    ``pathwise`` and ``score_function`` are the per-draw estimators the experiment runs (see
+    :func:`gradient_estimates`): chapter 04 passes the ones it defines.
     """
     import time
 
     _check_f(f)
     mean, sigma = _check_mean_sigma(mean, sigma)
     if isinstance(estimators, str):
-        raise TypeError(f"estimators must be a sequence of names such as ({estimators!r},), got the string "
-                        f"{estimators!r}")
+        raise TypeError(
+            f"estimators must be a sequence of names such as ({estimators!r},), got the string "
+            f"{estimators!r}"
+        )
     for name in estimators:
         if name not in ESTIMATORS:
             raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
@@ -395,8 +535,11 @@ def variance_experiment(f: Callable, mean: torch.Tensor, sigma, *, sample_sizes:
         raise ValueError("sample_sizes must name at least one number of draws K")
     check_positive_int(num_trials, "num_trials")
     if num_trials < 2:
-        raise ValueError(f"num_trials must be at least 2 (a variance needs two estimates), got {num_trials}")
+        raise ValueError(
+            f"num_trials must be at least 2 (a variance needs two estimates), got {num_trials}"
+        )
     check_seed(seed)
+    _check_estimator_functions(pathwise, score_function)
     start = time.perf_counter()
     stats = {}
     for e_index, name in enumerate(estimators):
@@ -407,7 +550,17 @@ def variance_experiment(f: Callable, mean: torch.Tensor, sigma, *, sample_sizes:
                     rows[key].append(torch.full_like(mean, float("nan")))
                 continue
             g = torch.Generator().manual_seed(seed * 1_000_003 + 1000 * e_index + k_index)
-            est = gradient_estimates(f, mean, sigma, estimator=name, num_samples=k, num_trials=num_trials, generator=g)
+            est = gradient_estimates(
+                f,
+                mean,
+                sigma,
+                estimator=name,
+                num_samples=k,
+                num_trials=num_trials,
+                generator=g,
+                pathwise=pathwise,
+                score_function=score_function,
+            )
             centred = est - est.mean(0)
             var = centred.pow(2).sum(0) / (num_trials - 1)
             m4 = centred.pow(4).mean(0)
@@ -420,8 +573,9 @@ def variance_experiment(f: Callable, mean: torch.Tensor, sigma, *, sample_sizes:
 
 
 def variance_table(result: VarianceResult, component: int = 0) -> str:
-    """Two text tables, one row per K: the mean of the estimates +- its standard error, then K * variance of
-    one estimate (constant in K when the variance falls like 1/K), for each estimator. "-" where not measured."""
+    """Two text tables, one row per K: the mean of the estimates +- its standard error, then
+    K * variance of one estimate (constant in K when the variance falls like 1/K), for each
+    estimator. "-" where not measured."""
     names = list(result.stats)
     short = {"pathwise": "pathwise", "score": "score", "score_baseline": "score+LOO"}
     width = 18
@@ -441,8 +595,12 @@ def variance_table(result: VarianceResult, component: int = 0) -> str:
                 row_v += f"{k * v:{width}.4g}"
         means.append(row_m)
         kvars.append(row_v)
-    return "\n".join(["mean of the estimates ± standard error"] + means
-                     + ["", "K × variance of one estimate"] + kvars)
+    return "\n".join(
+        ["mean of the estimates ± standard error"]
+        + means
+        + ["", "K × variance of one estimate"]
+        + kvars
+    )
 
 
 def variance_ratio(result: VarianceResult, numerator: str, denominator: str = "pathwise") -> tuple:
@@ -453,14 +611,19 @@ def variance_ratio(result: VarianceResult, numerator: str, denominator: str = "p
     return math.exp(ratio.log().mean().item()), ratio.min().item(), ratio.max().item()
 
 
-def plot_variance(result: VarianceResult, component: int = 0, closed_form: Optional[dict] = None,
-                  title: str = "Gradient estimators of d/dμ E[f(z)]") -> Figure:
+def plot_variance(
+    result: VarianceResult,
+    component: int = 0,
+    closed_form: Optional[dict] = None,
+    title: str = "Gradient estimators of d/dμ E[f(z)]",
+) -> Figure:
     """Two panels: variance of one estimate vs K (log-log), and the mean estimate +- 2 s.e. vs K.
 
     Args:
         result: from :func:`variance_experiment`.
         component: which coordinate of the gradient to show.
-        closed_form: optional {estimator name: per-sample variance}; drawn as wide pale lines variance / K.
+        closed_form: optional {estimator name: per-sample variance}; drawn as wide pale lines
+            variance / K.
         title: figure title.
     """
     ks = np.asarray(result.sample_sizes, dtype=float)
@@ -470,16 +633,43 @@ def plot_variance(result: VarianceResult, component: int = 0, closed_form: Optio
     for name, s in result.stats.items():
         var = s["variance"][:, component].numpy()
         var_se = s["variance_se"][:, component].numpy()
-        ax_var.errorbar(ks, var, yerr=2 * var_se, marker=_MARKERS[name], color=_COLORS[name], label=_LABELS[name],
-                        capsize=3, lw=1.5)
+        ax_var.errorbar(
+            ks,
+            var,
+            yerr=2 * var_se,
+            marker=_MARKERS[name],
+            color=_COLORS[name],
+            label=_LABELS[name],
+            capsize=3,
+            lw=1.5,
+        )
         m, se = s["mean"][:, component].numpy(), s["mean_se"][:, component].numpy()
-        ax_mean.errorbar(ks * offsets[name], m, yerr=2 * se, marker=_MARKERS[name], color=_COLORS[name],
-                         label=_LABELS[name], capsize=3, lw=1.2, ls="none")
+        ax_mean.errorbar(
+            ks * offsets[name],
+            m,
+            yerr=2 * se,
+            marker=_MARKERS[name],
+            color=_COLORS[name],
+            label=_LABELS[name],
+            capsize=3,
+            lw=1.2,
+            ls="none",
+        )
         if closed_form and name in closed_form:
             # a wide pale band under the measurements, so both stay visible where they coincide
-            ax_var.plot(ks, float(closed_form[name]) / ks, ls="-", color=_COLORS[name], lw=7, alpha=0.25, zorder=0)
+            ax_var.plot(
+                ks,
+                float(closed_form[name]) / ks,
+                ls="-",
+                color=_COLORS[name],
+                lw=7,
+                alpha=0.25,
+                zorder=0,
+            )
     if closed_form:
-        ax_var.plot([], [], ls="-", color="0.3", lw=7, alpha=0.25, label="closed form, variance / K")
+        ax_var.plot(
+            [], [], ls="-", color="0.3", lw=7, alpha=0.25, label="closed form, variance / K"
+        )
     ax_var.set_xscale("log")
     ax_var.set_yscale("log")
     ax_var.set_xlabel("draws per estimate K")
@@ -488,7 +678,9 @@ def plot_variance(result: VarianceResult, component: int = 0, closed_form: Optio
     ax_var.grid(True, which="major", alpha=0.3)
     ax_var.legend(fontsize=8)
     if result.exact_gradient is not None:
-        ax_mean.axhline(float(result.exact_gradient[component]), color="black", lw=1, label="exact gradient")
+        ax_mean.axhline(
+            float(result.exact_gradient[component]), color="black", lw=1, label="exact gradient"
+        )
     ax_mean.set_xscale("log")
     ax_mean.set_xlabel("draws per estimate K")
     ax_mean.set_ylabel("mean of the estimates (± 2 s.e.)")

@@ -1,4 +1,4 @@
-"""Importance-weighted estimates of log p(x): the IWAE bound of Burda, Grosse & Salakhutdinov (2016).
+"""Importance-weighted estimates of log p(x): the IWAE bound (Burda, Grosse & Salakhutdinov, 2016).
 
 With K samples z_1..z_K from the encoder's q(z|x) and weights w_k = p(x, z_k) / q(z_k|x),
 
@@ -15,20 +15,40 @@ import math
 import torch
 from torch import nn
 
-from ..infra.checks import (check_finite, check_generator, check_not_empty, check_positive_int, check_same_device,
-                      check_same_shape, check_seed, check_tensor)
+from ..core.losses import gaussian_kl_divergence
+from ..core.reparameterize import gaussian
+from ..infra.checks import (
+    check_finite,
+    check_generator,
+    check_not_empty,
+    check_positive_int,
+    check_same_device,
+    check_same_shape,
+    check_seed,
+    check_tensor,
+)
 
 __all__ = ["importance_weighted_bound", "iwae_bound", "neg_elbo"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def importance_weighted_bound(log_joint, q_mean: torch.Tensor, q_ln_var: torch.Tensor, K: int, *,
-                              generator: torch.Generator | None = None, chunk_size: int = 100) -> torch.Tensor:
-    """L_K for each of n data points, given a diagonal Gaussian proposal q(z|x) = N(q_mean, exp(q_ln_var)).
+def importance_weighted_bound(
+    log_joint,
+    q_mean: torch.Tensor,
+    q_ln_var: torch.Tensor,
+    K: int,
+    *,
+    generator: torch.Generator | None = None,
+    chunk_size: int = 100,
+) -> torch.Tensor:
+    """L_K for each of n data points, given a diagonal Gaussian proposal q(z|x).
+
+    The proposal is q(z|x) = N(q_mean, exp(q_ln_var)).
 
     Args:
-        log_joint: function of z (k, n, d) returning log p(x, z) of shape (k, n) for the n data points.
+        log_joint: function of z (k, n, d) returning log p(x, z) of shape (k, n) for the n
+            data points.
         q_mean, q_ln_var: (n, d) mean and log variance of q(z|x) for each data point.
         K: number of importance samples per data point.
         generator: torch.Generator for the samples (reproducible estimates).
@@ -38,13 +58,19 @@ def importance_weighted_bound(log_joint, q_mean: torch.Tensor, q_ln_var: torch.T
         (n,) the estimate L_K of log p(x) for each data point, in nats.
     """
     if not callable(log_joint):
-        raise TypeError(f"log_joint must be a function of z returning log p(x, z), got {type(log_joint).__name__}")
+        raise TypeError(
+            "log_joint must be a function of z returning log p(x, z), "
+            f"got {type(log_joint).__name__}"
+        )
     check_tensor(q_mean, "q_mean")
     check_tensor(q_ln_var, "q_ln_var")
     check_same_shape(q_mean, q_ln_var, "q_mean", "q_ln_var")
     check_same_device(q_mean, q_ln_var, "q_mean", "q_ln_var")
     if q_ln_var.dtype != q_mean.dtype:
-        raise TypeError(f"q_ln_var has dtype {q_ln_var.dtype} but q_mean has {q_mean.dtype}; use one dtype for both")
+        raise TypeError(
+            f"q_ln_var has dtype {q_ln_var.dtype} but q_mean has {q_mean.dtype}; "
+            "use one dtype for both"
+        )
     if q_mean.dim() != 2 or q_mean.shape[1] == 0:
         raise ValueError(f"q_mean must have shape (n, d) with d >= 1, got {tuple(q_mean.shape)}")
     check_finite(q_mean, "q_mean")
@@ -56,29 +82,46 @@ def importance_weighted_bound(log_joint, q_mean: torch.Tensor, q_ln_var: torch.T
     # All noise drawn up front (K * n * d numbers is small), so chunking never changes the estimate.
     eps = torch.randn(K, n, d, generator=generator, dtype=q_mean.dtype, device=q_mean.device)
     z = q_mean + torch.exp(0.5 * q_ln_var) * eps
-    log_q = -0.5 * (d * _LOG_2PI + q_ln_var.sum(-1) + (eps * eps).sum(-1))  # log N(z; mean, std^2), (K, n)
+    # log N(z; mean, std^2), (K, n)
+    log_q = -0.5 * (d * _LOG_2PI + q_ln_var.sum(-1) + (eps * eps).sum(-1))
     chunk_lse = []
     for start in range(0, K, chunk_size):
         k = min(chunk_size, K - start)
-        log_p = log_joint(z[start:start + k])
+        log_p = log_joint(z[start : start + k])
         if not isinstance(log_p, torch.Tensor) or log_p.shape != (k, n):
             got = tuple(log_p.shape) if isinstance(log_p, torch.Tensor) else type(log_p).__name__
-            raise ValueError(f"log_joint must return a tensor of shape (k, n) = {(k, n)}, got {got}")
+            raise ValueError(
+                f"log_joint must return a tensor of shape (k, n) = {(k, n)}, got {got}"
+            )
         if bool(torch.isnan(log_p).any()) or bool((log_p == float("inf")).any()):
             # -inf is a legitimate log density (an impossible x); NaN and +inf are not.
-            raise ValueError("log_joint returned NaN or +infinite log densities; check the model and the data")
-        chunk_lse.append(torch.logsumexp(log_p - log_q[start:start + k], dim=0))
+            raise ValueError(
+                "log_joint returned NaN or +infinite log densities; check the model and the data"
+            )
+        chunk_lse.append(torch.logsumexp(log_p - log_q[start : start + k], dim=0))
     # log sum over all K = logsumexp of the per-chunk log sums; then divide by K.
     return torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(K)
 
 
 def _check_vae_like(model) -> None:
-    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "log_likelihood", None))):
-        raise TypeError(f"model must have encode(x) and log_likelihood(x, z) methods, got {type(model).__name__}")
+    if not (
+        callable(getattr(model, "encode", None))
+        and callable(getattr(model, "log_likelihood", None))
+    ):
+        raise TypeError(
+            "model must have encode(x) and log_likelihood(x, z) methods, "
+            f"got {type(model).__name__}"
+        )
 
 
-def _over_batches(model: nn.Module, x: torch.Tensor, batch_size: int, seed: int, per_batch) -> torch.Tensor:
-    """``per_batch(xb, mean, ln_var, generator)`` -> (b,) for each batch of ``x``, in eval mode, seeded; (n,) in all."""
+def _over_batches(
+    model: nn.Module, x: torch.Tensor, batch_size: int, seed: int, per_batch
+) -> torch.Tensor:
+    """``per_batch(xb, mean, ln_var, generator)`` -> (b,) for each batch of ``x``; (n,) in all.
+
+    The model runs in eval mode (its mode is restored afterwards), with a generator seeded by
+    ``seed``.
+    """
     _check_vae_like(model)
     check_tensor(x, "x")
     check_not_empty(x, "x")
@@ -90,7 +133,7 @@ def _over_batches(model: nn.Module, x: torch.Tensor, batch_size: int, seed: int,
     try:
         out = []
         for start in range(0, len(x), batch_size):
-            xb = x[start:start + batch_size]
+            xb = x[start : start + batch_size]
             mean, ln_var = model.encode(xb)
             out.append(per_batch(xb, mean, ln_var, generator))
         return torch.cat(out)
@@ -99,34 +142,48 @@ def _over_batches(model: nn.Module, x: torch.Tensor, batch_size: int, seed: int,
 
 
 @torch.inference_mode()
-def neg_elbo(model: nn.Module, x: torch.Tensor, *, n_samples: int = 1, batch_size: int = 500,
-             seed: int = 0) -> torch.Tensor:
-    """The negative ELBO with C = 1 of each example, (n,) nats, whatever loss the model was trained with.
+def neg_elbo(
+    model: nn.Module, x: torch.Tensor, *, n_samples: int = 1, batch_size: int = 500, seed: int = 0
+) -> torch.Tensor:
+    """The negative ELBO with C = 1 of each example, (n,) nats, whatever loss trained the model.
 
-    -ELBO(x) = -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)): the expectation by Monte Carlo with ``n_samples``
-    codes per example, the KL in closed form. Works for any model with ``encode(x) -> (mean, ln_var)`` and
-    ``log_likelihood(x, z) -> log p(x|z)`` (z of shape (k, n, d) gives (k, n)), so models trained with a
-    reweighted KL or another reduction of the reconstruction term are reported on one scale. Seeded.
+    -ELBO(x) = -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)): the expectation by Monte Carlo with
+    ``n_samples`` codes z = mean + exp(ln_var / 2) * eps per example (:func:`gaussian`), the KL in
+    closed form (:func:`gaussian_kl_divergence`). Works for any model with
+    ``encode(x) -> (mean, ln_var)`` and ``log_likelihood(x, z) -> log p(x|z)`` (z of shape
+    (k, n, d) gives (k, n)), so models trained with a reweighted KL or another reduction of the
+    reconstruction term are reported on one scale. Seeded.
     """
     check_positive_int(n_samples, "n_samples")
 
     def per_batch(xb, mean, ln_var, generator):
-        eps = torch.randn((n_samples, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device)
-        reconstruction = -model.log_likelihood(xb, mean + torch.exp(0.5 * ln_var) * eps).mean(0)
-        kl = 0.5 * (mean * mean + torch.exp(ln_var) - ln_var - 1).sum(-1)
+        eps = torch.randn(
+            (n_samples, *mean.shape), generator=generator, dtype=mean.dtype, device=mean.device
+        )
+        z = gaussian(mean.expand_as(eps), ln_var.expand_as(eps), eps)  # (n_samples, b, d)
+        reconstruction = -model.log_likelihood(xb, z).mean(0)
+        kl = gaussian_kl_divergence(mean, ln_var, reduce="no").sum(-1)
         return reconstruction + kl
 
     return _over_batches(model, x, batch_size, seed, per_batch)
 
 
 @torch.inference_mode()
-def iwae_bound(model: nn.Module, x: torch.Tensor, K: int = 100, *, batch_size: int = 100, seed: int = 0,
-               chunk_size: int = 50) -> torch.Tensor:
-    """L_K per example for a trained VAE (any model with ``encode(x) -> (mean, ln_var)`` and
-    ``log_likelihood(x, z) -> log p(x|z)``), with the standard normal prior. Returns (n,) nats.
+def iwae_bound(
+    model: nn.Module,
+    x: torch.Tensor,
+    K: int = 100,
+    *,
+    batch_size: int = 100,
+    seed: int = 0,
+    chunk_size: int = 50,
+) -> torch.Tensor:
+    """L_K per example for a trained VAE, with the standard normal prior. Returns (n,) nats.
 
-    Averaging the result over a test set gives an estimate of the test log-likelihood that is tighter
-    than the ELBO; report it as "IWAE bound, K = ...". Seeded, so the same weights give the same number.
+    Works for any model with ``encode(x) -> (mean, ln_var)`` and
+    ``log_likelihood(x, z) -> log p(x|z)``. Averaging the result over a test set gives an estimate
+    of the test log-likelihood that is tighter than the ELBO; report it as "IWAE bound, K = ...".
+    Seeded, so the same weights give the same number.
     """
     check_positive_int(K, "K")
     check_positive_int(chunk_size, "chunk_size")
@@ -136,6 +193,8 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, K: int = 100, *, batch_size: i
             log_prior = -0.5 * (z.shape[-1] * _LOG_2PI + (z * z).sum(-1))
             return model.log_likelihood(xb, z) + log_prior
 
-        return importance_weighted_bound(log_joint, mean, ln_var, K, generator=generator, chunk_size=chunk_size)
+        return importance_weighted_bound(
+            log_joint, mean, ln_var, K, generator=generator, chunk_size=chunk_size
+        )
 
     return _over_batches(model, x, batch_size, seed, per_batch)

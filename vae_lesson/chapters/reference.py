@@ -1,10 +1,11 @@
 """Reference numbers: every chapter records the models it trained, and one table reports them all.
 
 A chapter calls :func:`record_result` after training; the rows are merged into one JSON file in the
-output folder (written atomically), and the reference chapter renders them with :func:`results_table`.
-Each row says what a number means: which data (and whether pixels were continuous or binarized, since
-their likelihoods are not comparable), which latent size, how many epochs, which seed, how long it took
-on which machine, the test negative ELBO per image and, for VAEs, an importance-weighted estimate.
+output folder (written atomically), and the reference chapter renders them with
+:func:`results_table`. Each row says what a number means: which data (and whether pixels were
+continuous or binarized, since their likelihoods are not comparable), which latent size, how many
+epochs, which seed, how long it took on which machine, the test negative ELBO per image and, for
+VAEs, an importance-weighted estimate.
 """
 
 from __future__ import annotations
@@ -21,13 +22,26 @@ from torch import nn
 from ..infra.atomic import write_text_atomically
 from ..infra.settings import fast_mode, output_dir
 
-__all__ = ["record_result", "record_row", "load_results", "results_table", "results_path", "machine_description"]
+__all__ = [
+    "record_result",
+    "record_row",
+    "load_results",
+    "results_table",
+    "results_path",
+    "machine_description",
+]
 
 RESULTS_FILE = "reference_results.json"
 COLUMNS = (
-    ("name", "model (chapter)"), ("data", "data"), ("pixels", "pixels"), ("latent", "latent"),
-    ("epochs", "epochs"), ("seed", "seed"), ("train_seconds", "train time (s)"),
-    ("test_neg_elbo", "test −ELBO (nats per example)"), ("test_iwae", "test −log p(x), IWAE"),
+    ("name", "model (chapter)"),
+    ("data", "data"),
+    ("pixels", "pixels"),
+    ("latent", "latent"),
+    ("epochs", "epochs"),
+    ("seed", "seed"),
+    ("train_seconds", "train time (s)"),
+    ("test_neg_elbo", "test −ELBO (nats per example)"),
+    ("test_iwae", "test −log p(x), IWAE"),
     ("metric", "other test metric"),
 )
 
@@ -39,8 +53,11 @@ def results_path() -> Path:
 
 def machine_description() -> str:
     """A short description of this machine, e.g. 'x86_64, 2 CPU cores, torch 2.13.0 (2 threads)'."""
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__.split('+')[0]} "
-            f"({torch.get_num_threads()} threads)")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__.split('+')[0]} "
+        f"({torch.get_num_threads()} threads)"
+    )
 
 
 def load_results(path=None) -> list:
@@ -51,17 +68,34 @@ def load_results(path=None) -> list:
     try:
         rows = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); delete it and re-run the chapters") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); delete it and re-run the chapters"
+        ) from None
     return sorted(rows.values(), key=lambda row: (row.get("chapter", ""), row.get("name", "")))
 
 
 def _vae_like(model) -> bool:
-    return callable(getattr(model, "encode", None)) and callable(getattr(model, "log_likelihood", None))
+    return callable(getattr(model, "encode", None)) and callable(
+        getattr(model, "log_likelihood", None)
+    )
 
 
-def record_result(chapter: str, name: str, model: nn.Module, history, *, data: str, binarized: bool = False,
-                  pixels: str | None = None, seed: int = 0, x_test: torch.Tensor | None = None, iwae_k: int = 0,
-                  metric: str | None = None, latent=None, path=None) -> dict:
+def record_result(
+    chapter: str,
+    name: str,
+    model: nn.Module,
+    history,
+    *,
+    data: str,
+    binarized: bool = False,
+    pixels: str | None = None,
+    seed: int = 0,
+    x_test: torch.Tensor | None = None,
+    iwae_k: int = 0,
+    metric: str | None = None,
+    latent=None,
+    path=None,
+) -> dict:
     """Add (or replace) the row for model ``name`` trained in ``chapter``, and return it.
 
     Args:
@@ -69,17 +103,22 @@ def record_result(chapter: str, name: str, model: nn.Module, history, *, data: s
         name: a short name for the model, unique within the book, e.g. "VAE, 20-D latent".
         model: the trained model (its ``config`` gives the latent size).
         history: the :class:`vae_lesson.History` of its training (epochs, time, test losses).
-        data: which data it was trained on, e.g. ``mnist.source`` or "Fashion-MNIST, 10,000 training images".
-        binarized: True if pixels were binarized (NLLs on binarized and continuous pixels are not comparable).
-        pixels: what the data values are, when they are not images, e.g. "3-D points"; overrides ``binarized``.
+        data: which data it was trained on, e.g. ``mnist.source`` or
+            "Fashion-MNIST, 10,000 training images".
+        binarized: True if pixels were binarized (NLLs on binarized and continuous pixels are not
+            comparable).
+        pixels: what the data values are, when they are not images, e.g. "3-D points"; overrides
+            ``binarized``.
         seed: the training seed.
-        x_test: test examples; for VAEs (models with ``encode`` and ``log_likelihood``) the test -ELBO is
-            evaluated on them with C = 1 (:func:`vae_lesson.chapters.iwae.neg_elbo`), whatever the training loss, and the
-            importance-weighted estimate uses them.
+        x_test: test examples; for VAEs (models with ``encode`` and ``log_likelihood``) the test
+            -ELBO is evaluated on them with C = 1 (:func:`vae_lesson.chapters.iwae.neg_elbo`),
+            whatever the training loss, and the importance-weighted estimate uses them.
         iwae_k: number of importance samples; 0 skips the estimate.
-        metric: another test number worth reporting, with its name and unit, e.g. "test MSE per pixel 0.0112";
-            default for models without a likelihood: the last test loss of ``history``.
-        latent: the latent size, when ``model.config["n_latent"]`` does not say it, e.g. "7x7 grid, 64 codes".
+        metric: another test number worth reporting, with its name and unit, e.g.
+            "test MSE per pixel 0.0112"; default for models without a likelihood: the last test
+            loss of ``history``.
+        latent: the latent size, when ``model.config["n_latent"]`` does not say it, e.g.
+            "7x7 grid, 64 codes".
     Rows from fast mode are not recorded (their numbers mean nothing).
     """
     if not history.epoch_seconds:
@@ -95,30 +134,64 @@ def record_result(chapter: str, name: str, model: nn.Module, history, *, data: s
             iwae_value = -iwae_bound(model, x_test, K=iwae_k).mean().item()
     if metric is None and not _vae_like(model) and test:
         metric = f"test loss {test['total'][-1]:.4g}"
-    return record_row(chapter, name, model=type(model).__name__, data=data, binarized=binarized, pixels=pixels,
-                      latent=latent if latent is not None else config.get("n_latent"),
-                      epochs=history.num_epochs, seed=seed, train_seconds=sum(history.epoch_seconds),
-                      test_neg_elbo=neg_elbo_value, test_iwae=iwae_value, iwae_k=iwae_k if iwae_value is not None else None,
-                      metric=metric, path=path)
+    return record_row(
+        chapter,
+        name,
+        model=type(model).__name__,
+        data=data,
+        binarized=binarized,
+        pixels=pixels,
+        latent=latent if latent is not None else config.get("n_latent"),
+        epochs=history.num_epochs,
+        seed=seed,
+        train_seconds=sum(history.epoch_seconds),
+        test_neg_elbo=neg_elbo_value,
+        test_iwae=iwae_value,
+        iwae_k=iwae_k if iwae_value is not None else None,
+        metric=metric,
+        path=path,
+    )
 
 
-def record_row(chapter: str, name: str, *, model: str, data: str, epochs, seed, train_seconds: float,
-               latent=None, binarized: bool = False, pixels: str | None = None, test_neg_elbo: float | None = None,
-               test_iwae: float | None = None, iwae_k: int | None = None, metric: str | None = None,
-               path=None) -> dict:
-    """Add (or replace) a row from numbers rather than from a model: for results summarised over several runs.
+def record_row(
+    chapter: str,
+    name: str,
+    *,
+    model: str,
+    data: str,
+    epochs,
+    seed,
+    train_seconds: float,
+    latent=None,
+    binarized: bool = False,
+    pixels: str | None = None,
+    test_neg_elbo: float | None = None,
+    test_iwae: float | None = None,
+    iwae_k: int | None = None,
+    metric: str | None = None,
+    path=None,
+) -> dict:
+    """Add (or replace) a row from numbers rather than from a model: results of several runs.
 
-    ``epochs`` and ``seed`` may be strings such as "seeds 0-2"; ``train_seconds`` is the total over the runs
-    the row stands for. The other arguments are those of :func:`record_result`. Not recorded in fast mode.
+    ``epochs`` and ``seed`` may be strings such as "seeds 0-2"; ``train_seconds`` is the total over
+    the runs the row stands for. The other arguments are those of :func:`record_result`. Not
+    recorded in fast mode.
     """
     row = {
-        "chapter": chapter, "name": name, "model": model, "data": data,
-        "pixels": pixels or ("binarized" if binarized else "continuous"), "latent": latent,
-        "epochs": epochs, "seed": seed, "train_seconds": round(float(train_seconds), 1),
+        "chapter": chapter,
+        "name": name,
+        "model": model,
+        "data": data,
+        "pixels": pixels or ("binarized" if binarized else "continuous"),
+        "latent": latent,
+        "epochs": epochs,
+        "seed": seed,
+        "train_seconds": round(float(train_seconds), 1),
         "test_neg_elbo": None if test_neg_elbo is None else round(float(test_neg_elbo), 2),
         "test_iwae": None if test_iwae is None else round(float(test_iwae), 2),
         "iwae_k": iwae_k if test_iwae is not None else None,
-        "metric": metric, "machine": machine_description(),
+        "metric": metric,
+        "machine": machine_description(),
     }
     if fast_mode():
         return row
@@ -139,11 +212,16 @@ def _cell(value) -> str:
 
 
 def results_table(rows, fmt: str = "html") -> str:
-    """The rows as an HTML table (display it with ``IPython.display.HTML``) or, with fmt="markdown", Markdown."""
+    """The rows as an HTML table (``fmt="html"``) or as Markdown (``fmt="markdown"``).
+
+    Display the HTML with ``IPython.display.HTML``.
+    """
     if fmt not in ("html", "markdown"):
         raise ValueError(f'fmt must be "html" or "markdown", got {fmt!r}')
     if not rows:
-        return "No results recorded yet: run the chapters first (the book build runs them in order)."
+        return (
+            "No results recorded yet: run the chapters first (the book build runs them in order)."
+        )
     body = []
     for row in rows:
         cells = []
@@ -161,5 +239,10 @@ def results_table(rows, fmt: str = "html") -> str:
         lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in body]
         return "\n".join(lines)
     head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
-    rows_html = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
-    return f'<table class="table" style="font-size: 0.8em"><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table>'
+    rows_html = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body
+    )
+    return (
+        '<table class="table" style="font-size: 0.8em">'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table>"
+    )

@@ -1,4 +1,4 @@
-"""The teaching core: what the chapters define and explain, kept here so later chapters can import it.
+"""The teaching core: what the chapters define and explain, kept here for later chapters.
 
 - ``losses`` and ``reparameterize``: the Chainer-named building blocks ``gaussian_kl_divergence``,
   ``bernoulli_nll`` and ``gaussian`` (chapters 04 and 05);

@@ -1,7 +1,9 @@
-"""A plain (deterministic) MLP autoencoder, the starting point of the book.
+"""The plain (deterministic) MLP autoencoder, the book's starting point (chapter 01 defines it).
 
-It has the same layer sizes as :class:`vae_lesson.VAE` (n_in -> n_h -> n_h -> n_latent -> n_h -> n_h -> n_in)
-so the two can be compared fairly; the only difference is that the code z is a point, not a distribution.
+Encoder: n_in -> n_hidden -> n_hidden -> n_latent; decoder: n_latent -> n_hidden -> n_hidden ->
+n_in logits (a sigmoid turns them into pixel values). The layer sizes and names are those of
+:class:`vae_lesson.VAE`, so the two can be compared fairly: the only difference is that the code z
+is a point, not a distribution. Weights start Xavier-uniform, biases at zero.
 """
 
 from __future__ import annotations
@@ -13,96 +15,97 @@ from torch import nn
 
 from ..infra.activations import activation_from_name, activation_name
 from ..infra.checkpoint import register_model
-from ..infra.checks import check_batch, check_model_input, check_positive_int, check_unit_interval
+from ..infra.checks import check_codes, check_images, check_positive_int
 from .initializers import xavier_init_
-from .losses import _bernoulli_nll
-from .vae import _check_codes
+from .losses import bernoulli_nll
 
 __all__ = ["AutoEncoder", "AELoss"]
 
-RECONSTRUCTION_LOSSES = ("bce", "mse")
-
 
 class AELoss(NamedTuple):
-    """An autoencoder's loss: summed over pixels, averaged over the batch. ``total == reconstruction``."""
+    """An autoencoder's loss of a batch: the reconstruction error,
+    summed over pixels, averaged over the images.
 
-    total: torch.Tensor
-    reconstruction: torch.Tensor
-
-
-@register_model
-class AutoEncoder(nn.Module):
-    """An MLP autoencoder: x -> z = encode(x) -> decode(z) ~ x.
-
-    Args:
-        n_in: input size (784 for flattened MNIST).
-        n_latent: size of the code z (2 to draw it on a plane).
-        n_h: width of the hidden layers.
-        act_func: hidden activation.
-        loss: ``"bce"`` (binary cross-entropy, i.e. Bernoulli NLL, on logits) or ``"mse"``
-            (squared error of the sigmoid output), each summed over pixels.
+    Defined in chapter 01 (notebooks/01_autoencoder.ipynb).
     """
 
-    def __init__(self, n_in: int, n_latent: int, n_h: int, act_func=torch.tanh, loss: str = "bce"):
+    total: torch.Tensor  # what training minimises
+    reconstruction: torch.Tensor  # all of it, for an autoencoder
+
+
+class AutoEncoder(nn.Module):
+    """An MLP autoencoder: a code z = encode(x), an image decode(z).
+
+    Defined in chapter 01 (notebooks/01_autoencoder.ipynb).
+    """
+
+    def __init__(self, n_in, n_latent, n_hidden, act_func=torch.tanh, loss="bce"):
         super().__init__()
-        check_positive_int(n_in, "n_in")
-        check_positive_int(n_latent, "n_latent")
-        check_positive_int(n_h, "n_h")
-        if loss not in RECONSTRUCTION_LOSSES:
+        for name, size in [("n_in", n_in), ("n_latent", n_latent), ("n_hidden", n_hidden)]:
+            check_positive_int(size, name)
+        if loss not in ("bce", "mse"):
             raise ValueError(f'loss must be "bce" or "mse", got {loss!r}')
+        # the constructor's arguments as plain data, for checkpoints
         self.config = {
-            "n_in": n_in, "n_latent": n_latent, "n_h": n_h, "act_func": activation_name(act_func), "loss": loss,
+            "n_in": n_in,
+            "n_latent": n_latent,
+            "n_hidden": n_hidden,
+            "act_func": activation_name(act_func),
+            "loss": loss,
         }
-        self.n_in, self.n_latent, self.loss_name = n_in, n_latent, loss
-        self.act_func = act_func
-        self.le1 = nn.Linear(n_in, n_h)
-        self.le2 = nn.Linear(n_h, n_h)
-        self.le3 = nn.Linear(n_h, n_latent)
-        self.ld1 = nn.Linear(n_latent, n_h)
-        self.ld2 = nn.Linear(n_h, n_h)
-        self.ld3 = nn.Linear(n_h, n_in)
-        xavier_init_(self)
+        self.n_in, self.n_latent = n_in, n_latent
+        self.act_func, self.loss_name = act_func, loss
+        # encoder: n_in -> n_hidden -> n_hidden -> n_latent
+        self.le1 = nn.Linear(n_in, n_hidden)
+        self.le2 = nn.Linear(n_hidden, n_hidden)
+        self.le3 = nn.Linear(n_hidden, n_latent)
+        # decoder: n_latent -> n_hidden -> n_hidden -> n_in
+        self.ld1 = nn.Linear(n_latent, n_hidden)
+        self.ld2 = nn.Linear(n_hidden, n_hidden)
+        self.ld3 = nn.Linear(n_hidden, n_in)
+        xavier_init_(self)  # U(-a, a) weights, zero biases
 
-    @classmethod
-    def from_config(cls, config: dict) -> "AutoEncoder":
-        return cls(config["n_in"], config["n_latent"], config["n_h"],
-                   activation_from_name(config["act_func"]), config["loss"])
+    def encode(self, x):
+        """x: (batch, n_in) in [0, 1] -> z: (batch, n_latent)."""
+        check_images(x, self)
+        h1 = self.act_func(self.le1(x))
+        h2 = self.act_func(self.le2(h1))
+        return self.le3(h2)  # no activation: z is any real vector
 
-    def forward(self, x: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
-        """Reconstruct x: (batch, n_in) -> (batch, n_in)."""
-        return self._decode(self.encode(x), sigmoid)  # x is checked; the code comes from the weights
+    def decode(self, z, sigmoid=True):
+        """z: (batch, n_latent) -> pixels (batch, n_in) in [0, 1],
+        or their logits if sigmoid=False."""
+        check_codes(z, self)
+        h1 = self.act_func(self.ld1(z))
+        h2 = self.act_func(self.ld2(h1))
+        y = self.ld3(h2)  # logits: one real number per pixel
+        return torch.sigmoid(y) if sigmoid else y
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, n_in) -> z: (batch, n_latent)."""
-        self._check_data(x, "x")
-        return self._encode(x)
+    def forward(self, x):
+        """The reconstruction of x: decode(encode(x)), in [0, 1]."""
+        return self.decode(self.encode(x))
 
-    def _check_data(self, x, name: str) -> torch.Tensor:
-        """A (batch, n_in) batch of pixel intensities in [0, 1], with the weights' dtype and device."""
-        check_batch(x, name, self.n_in)
-        check_model_input(x, name, self)
-        check_unit_interval(x, name)
-        return x
-
-    def _encode(self, x):
-        return self.le3(self.act_func(self.le2(self.act_func(self.le1(x)))))
-
-    def decode(self, z: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
-        """z: (batch, n_latent) -> (batch, n_in) pixel values in [0, 1], or logits if ``sigmoid=False``."""
-        _check_codes(self, z, "z")
-        return self._decode(z, sigmoid)
-
-    def _decode(self, z, sigmoid=True):
-        logits = self.ld3(self.act_func(self.ld2(self.act_func(self.ld1(z)))))
-        return torch.sigmoid(logits) if sigmoid else logits
-
-    def loss(self, x: torch.Tensor) -> AELoss:
-        """Reconstruction loss of a batch x: (batch, n_in) in [0, 1], summed over pixels, mean over the batch."""
-        self._check_data(x, "x")
-        logits = self._decode(self._encode(x), sigmoid=False)
+    def loss(self, x):
+        """The reconstruction error of the batch x: summed over
+        pixels, averaged over the images."""
+        y = self.decode(self.encode(x), sigmoid=False)
         if self.loss_name == "bce":
-            per_pixel = _bernoulli_nll(x, logits)
+            error = bernoulli_nll(x, y)  # sum over pixels, images
         else:
-            per_pixel = (torch.sigmoid(logits) - x) ** 2
-        reconstruction = per_pixel.sum() / x.shape[0]
+            error = ((torch.sigmoid(y) - x) ** 2).sum()
+        reconstruction = error / len(x)
         return AELoss(reconstruction, reconstruction)
+
+
+def _autoencoder_from_config(config: dict) -> AutoEncoder:
+    """Rebuild an AutoEncoder from ``model.config`` (what a checkpoint stores)."""
+    return AutoEncoder(
+        config["n_in"],
+        config["n_latent"],
+        config["n_hidden"],
+        activation_from_name(config["act_func"]),
+        config["loss"],
+    )
+
+
+register_model(AutoEncoder, from_config=_autoencoder_from_config)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from ..infra.checks import check_number, check_positive_int
@@ -17,10 +16,11 @@ from ..infra.checks import check_number, check_positive_int
 __all__ = ["xavier_bound", "xavier_init_"]
 
 
-def xavier_bound(fan_in: int, fan_out: int, constant: float = 1.0) -> float:
-    """The half-width a of the uniform range: constant * sqrt(6 / (fan_in + fan_out)).
+def xavier_bound(fan_in, fan_out, constant=1.0):
+    """The half-width a = constant * sqrt(6 / (fan_in + fan_out))
+    of Xavier's uniform range U(-a, a).
 
-    fan_in, fan_out: positive integers (a layer's input and output sizes); constant: a finite number > 0.
+    Defined in chapter 05 (notebooks/05_vae.ipynb).
     """
     check_positive_int(fan_in, "fan_in")
     check_positive_int(fan_out, "fan_out")
@@ -28,19 +28,18 @@ def xavier_bound(fan_in: int, fan_out: int, constant: float = 1.0) -> float:
     return constant * math.sqrt(6.0 / (fan_in + fan_out))
 
 
-def xavier_init_(module: nn.Module, constant: float = 1.0) -> nn.Module:
-    """Give every ``nn.Linear`` inside ``module`` Xavier-uniform weights and zero biases, in place.
+def xavier_init_(module, constant=1.0):
+    """Xavier-uniform weights and zero biases for every nn.Linear
+    inside module, in place, as the article's Chainer code does.
 
-    A Linear layer's weight has shape (fan_out, fan_in), as in Chainer's ``L.Linear``.
-    Returns ``module`` so the call can be chained.
+    Defined in chapter 05 (notebooks/05_vae.ipynb).
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     check_number(constant, "constant", positive=True)
     for layer in module.modules():
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, nn.Linear):  # W: (fan_out, fan_in)
             nn.init.xavier_uniform_(layer.weight, gain=constant)
             if layer.bias is not None:
-                with torch.no_grad():
-                    layer.bias.zero_()
+                nn.init.zeros_(layer.bias)
     return module

@@ -11,8 +11,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..infra.checks import (check_finite, check_reduce, check_same_device, check_same_shape, check_tensor,
-                      check_unit_interval)
+from ..infra.checks import (
+    check_finite,
+    check_reduce,
+    check_same_device,
+    check_same_shape,
+    check_tensor,
+    check_unit_interval,
+)
 
 __all__ = ["gaussian_kl_divergence", "bernoulli_nll"]
 
@@ -20,8 +26,10 @@ __all__ = ["gaussian_kl_divergence", "bernoulli_nll"]
 def _check_mean_of_empty(value: torch.Tensor, name: str, reduce: str) -> None:
     # The mean over no elements is 0 / 0: refuse it rather than return NaN.
     if reduce == "mean" and value.numel() == 0:
-        raise ValueError(f'{name} is empty (shape {tuple(value.shape)}), so reduce="mean" has nothing to average; '
-                         'use reduce="sum" or "no"')
+        raise ValueError(
+            f'{name} is empty (shape {tuple(value.shape)}), so reduce="mean" has nothing to '
+            'average; use reduce="sum" or "no"'
+        )
 
 
 def _reduce(loss: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -32,10 +40,13 @@ def _reduce(loss: torch.Tensor, reduce: str) -> torch.Tensor:
     return loss
 
 
-def gaussian_kl_divergence(mean: torch.Tensor, ln_var: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+def gaussian_kl_divergence(
+    mean: torch.Tensor, ln_var: torch.Tensor, reduce: str = "sum"
+) -> torch.Tensor:
     """KL divergence of N(mean, exp(ln_var)) from the standard normal N(0, I), element by element.
 
-    Each element contributes ``0.5 * (mean**2 + exp(ln_var) - ln_var - 1)`` (Kingma & Welling, App. B).
+    Each element contributes ``0.5 * (mean**2 + exp(ln_var) - ln_var - 1)`` (Kingma & Welling, App.
+    B).
 
     Args:
         mean: (batch, n_latent) means of the diagonal Gaussian q(z|x) (any shape works).
@@ -43,7 +54,8 @@ def gaussian_kl_divergence(mean: torch.Tensor, ln_var: torch.Tensor, reduce: str
         reduce: ``"sum"`` over every element (not divided by the batch size), ``"mean"`` over every
             element, or ``"no"`` for the elementwise values.
 
-    NaN or infinite entries raise a ValueError (an infinite log variance has no finite KL to report),
+    NaN or infinite entries raise a ValueError (an infinite log variance has no finite KL to
+    report),
     and so does ``reduce="mean"`` of empty tensors; the sum over no elements is 0.
 
     Returns:
@@ -77,8 +89,10 @@ def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torc
 
     Args:
         x: (batch, n_in) targets in [0, 1]; grey values are allowed (continuous Bernoulli targets).
-        y: same shape as ``x``: the decoder's logits, before the sigmoid; finite (a ValueError otherwise).
-        reduce: ``"sum"`` over every element (not divided by the batch size), ``"mean"``, or ``"no"``.
+        y: same shape as ``x``: the decoder's logits, before the sigmoid; finite (a ValueError
+        otherwise).
+        reduce: ``"sum"`` over every element (not divided by the batch size), ``"mean"``, or
+        ``"no"``.
     """
     check_reduce(reduce)
     check_tensor(x, "x")
@@ -92,5 +106,6 @@ def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torc
 
 
 def _bernoulli_nll(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # torch's fused kernel computes exactly softplus(y) - x*y in the stable form max(y,0) - x*y + log1p(exp(-|y|)).
+    # torch's fused kernel computes exactly softplus(y) - x*y in the stable form max(y,0) - x*y +
+    # log1p(exp(-|y|)).
     return F.binary_cross_entropy_with_logits(y, x, reduction="none")

@@ -9,7 +9,12 @@ from ..infra.checks import check_finite, check_same_device, check_same_shape, ch
 __all__ = ["gaussian"]
 
 
-def gaussian(mean: torch.Tensor, ln_var: torch.Tensor, eps: torch.Tensor | None = None, return_eps: bool = False):
+def gaussian(
+    mean: torch.Tensor,
+    ln_var: torch.Tensor,
+    eps: torch.Tensor | None = None,
+    return_eps: bool = False,
+):
     """Draw z ~ N(mean, exp(ln_var)) as ``z = mean + exp(ln_var / 2) * eps`` with eps ~ N(0, I).
 
     The randomness lives in ``eps`` alone, so gradients flow to ``mean`` and ``ln_var``
@@ -19,7 +24,8 @@ def gaussian(mean: torch.Tensor, ln_var: torch.Tensor, eps: torch.Tensor | None 
     Args:
         mean: (batch, n_latent) means.
         ln_var: same shape: log variances, log(sigma**2).
-        eps: optional fixed noise of the same shape; drawn from torch's global generator when omitted.
+        eps: optional fixed noise of the same shape; drawn from torch's global generator when
+        omitted.
         return_eps: also return the noise that was used.
 
     Returns:
@@ -39,8 +45,14 @@ def gaussian(mean: torch.Tensor, ln_var: torch.Tensor, eps: torch.Tensor | None 
     return _gaussian(mean, ln_var, eps, return_eps)
 
 
-def _gaussian(mean: torch.Tensor, ln_var: torch.Tensor, eps: torch.Tensor | None = None, return_eps: bool = False):
-    # Unchecked sampler for the models' losses: a NaN there must reach the loss, where train() reports it.
+def _gaussian(
+    mean: torch.Tensor,
+    ln_var: torch.Tensor,
+    eps: torch.Tensor | None = None,
+    return_eps: bool = False,
+):
+    # Unchecked sampler for the models' losses: a NaN there must reach the loss, where train()
+    # reports it.
     if eps is None:
         eps = torch.randn_like(mean)
     z = mean + torch.exp(0.5 * ln_var) * eps

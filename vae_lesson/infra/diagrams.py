@@ -16,27 +16,44 @@ _STOCHASTIC_FILL = "#FBE3B3"  # a pale tint of the orange
 
 def _node(ax, xy, text, *, stochastic=False, width=1.5, height=0.8, fontsize=11):
     x, y = xy
-    box = FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                         boxstyle="round,pad=0.02,rounding_size=0.18",
-                         facecolor=_STOCHASTIC_FILL if stochastic else _DETERMINISTIC_FILL,
-                         edgecolor=_ORANGE if stochastic else _BLUE,
-                         linewidth=2.6 if stochastic else 1.4,
-                         linestyle="--" if stochastic else "-", zorder=2)
+    box = FancyBboxPatch(
+        (x - width / 2, y - height / 2),
+        width,
+        height,
+        boxstyle="round,pad=0.02,rounding_size=0.18",
+        facecolor=_STOCHASTIC_FILL if stochastic else _DETERMINISTIC_FILL,
+        edgecolor=_ORANGE if stochastic else _BLUE,
+        linewidth=2.6 if stochastic else 1.4,
+        linestyle="--" if stochastic else "-",
+        zorder=2,
+    )
     ax.add_patch(box)
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=3)
     return {"x": x, "y": y, "w": width, "h": height, "patch": box}
 
 
 def _arrow(ax, a, b, *, backward=False, offset=0.0):
-    """Forward edge a -> b (solid black) or gradient edge (dashed vermillion), shifted sideways by ``offset``."""
+    """Forward edge a -> b (solid black) or gradient edge (dashed vermillion), shifted sideways by
+    ``offset``.
+    """
     dx, dy = b["x"] - a["x"], b["y"] - a["y"]
     norm = (dx * dx + dy * dy) ** 0.5
-    nx, ny = -dy / norm * offset, dx / norm * offset  # perpendicular shift, so the two directions run side by side
+    # perpendicular shift, so the two directions run side by side
+    nx, ny = -dy / norm * offset, dx / norm * offset
     arrow = FancyArrowPatch(
-        posA=(a["x"] + nx, a["y"] + ny), posB=(b["x"] + nx, b["y"] + ny), patchA=a["patch"], patchB=b["patch"],
-        arrowstyle="-|>", mutation_scale=14, shrinkA=3, shrinkB=3,
-        color=_VERMILLION if backward else "0.15", linewidth=2.0 if backward else 1.3,
-        linestyle=(0, (4, 2)) if backward else "-", zorder=1)
+        posA=(a["x"] + nx, a["y"] + ny),
+        posB=(b["x"] + nx, b["y"] + ny),
+        patchA=a["patch"],
+        patchB=b["patch"],
+        arrowstyle="-|>",
+        mutation_scale=14,
+        shrinkA=3,
+        shrinkB=3,
+        color=_VERMILLION if backward else "0.15",
+        linewidth=2.0 if backward else 1.3,
+        linestyle=(0, (4, 2)) if backward else "-",
+        zorder=1,
+    )
     ax.add_patch(arrow)
     return arrow
 
@@ -52,13 +69,30 @@ def _panel(ax, title, after: bool):
     mu = _node(ax, (4.8, 3.4), r"$\boldsymbol{\mu}$", width=1.1)
     lnvar = _node(ax, (4.8, 1.4), r"$\ln\boldsymbol{\sigma}^2$", width=1.3)
     if after:
-        z = _node(ax, (7.4, 2.4), r"$\mathbf{z} = \boldsymbol{\mu} + \boldsymbol{\sigma} \odot \boldsymbol{\varepsilon}$",
-                  width=2.5, fontsize=10.5)
-        eps = _node(ax, (7.4, 4.5), r"$\boldsymbol{\varepsilon} \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$",
-                    stochastic=True, width=2.2, fontsize=10.5)
+        z = _node(
+            ax,
+            (7.4, 2.4),
+            r"$\mathbf{z} = \boldsymbol{\mu} + \boldsymbol{\sigma} \odot \boldsymbol{\varepsilon}$",
+            width=2.5,
+            fontsize=10.5,
+        )
+        eps = _node(
+            ax,
+            (7.4, 4.5),
+            r"$\boldsymbol{\varepsilon} \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$",
+            stochastic=True,
+            width=2.2,
+            fontsize=10.5,
+        )
     else:
-        z = _node(ax, (7.4, 2.4), r"$\mathbf{z} \sim \mathcal{N}(\boldsymbol{\mu}, \boldsymbol{\sigma}^2)$",
-                  stochastic=True, width=2.5, fontsize=10.5)
+        z = _node(
+            ax,
+            (7.4, 2.4),
+            r"$\mathbf{z} \sim \mathcal{N}(\boldsymbol{\mu}, \boldsymbol{\sigma}^2)$",
+            stochastic=True,
+            width=2.5,
+            fontsize=10.5,
+        )
     dec = _node(ax, (10.3, 2.4), "decoder\n" + r"$\theta$", width=1.6, height=1.0)
     loss = _node(ax, (12.9, 2.4), "loss\n" + r"$-$ELBO", width=1.5, height=1.0, fontsize=10.5)
 
@@ -75,32 +109,71 @@ def _panel(ax, title, after: bool):
         _arrow(ax, z, lnvar, backward=True, offset=-0.28)
         _arrow(ax, mu, enc, backward=True, offset=0.28)
         _arrow(ax, lnvar, enc, backward=True, offset=-0.28)
-        ax.text(4.8, 0.45, "gradients reach the encoder", ha="center", va="center", fontsize=10,
-                color=_VERMILLION)
+        ax.text(
+            4.8,
+            0.45,
+            "gradients reach the encoder",
+            ha="center",
+            va="center",
+            fontsize=10,
+            color=_VERMILLION,
+        )
     else:
         # The backward path stops at the random draw: a stub that ends in a cross.
         left = z["x"] - z["w"] / 2
-        ax.plot([left - 0.05, left - 0.55], [z["y"], z["y"]], color=_VERMILLION, lw=2, ls=(0, (4, 2)), zorder=1)
-        ax.text(left - 0.8, z["y"], "✕", ha="center", va="center", fontsize=18, color=_VERMILLION,
-                fontweight="bold", fontfamily="DejaVu Sans")
-        ax.text(4.8, 0.45, "a random draw has no derivative: the encoder gets no gradient",
-                ha="center", va="center", fontsize=10, color=_VERMILLION)
+        ax.plot(
+            [left - 0.05, left - 0.55],
+            [z["y"], z["y"]],
+            color=_VERMILLION,
+            lw=2,
+            ls=(0, (4, 2)),
+            zorder=1,
+        )
+        ax.text(
+            left - 0.8,
+            z["y"],
+            "✕",
+            ha="center",
+            va="center",
+            fontsize=18,
+            color=_VERMILLION,
+            fontweight="bold",
+            fontfamily="DejaVu Sans",
+        )
+        ax.text(
+            4.8,
+            0.45,
+            "a random draw has no derivative: the encoder gets no gradient",
+            ha="center",
+            va="center",
+            fontsize=10,
+            color=_VERMILLION,
+        )
 
 
 def reparameterization_graph() -> Figure:
     """The VAE's computation graph without (top) and with (bottom) the reparameterization trick.
 
-    Solid black arrows: the forward pass. Dashed vermillion arrows: where gradients of the loss flow.
-    Orange dashed boxes: stochastic nodes (random draws); blue boxes: deterministic functions.
+    Solid black arrows: the forward pass. Dashed vermillion arrows: where gradients of the loss
+    flow. Orange dashed boxes: stochastic nodes (random draws); blue boxes: deterministic functions.
     """
     fig = Figure(figsize=(10, 7.4), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[4.0, 5.2])
     _panel(top, "Before: z is drawn at random inside the graph", after=False)
-    _panel(bottom, "After: the randomness is an input ε, and z is a deterministic function of μ, σ and ε",
-           after=True)
+    _panel(
+        bottom,
+        "After: the randomness is an input ε, and z is a deterministic function of μ, σ and ε",
+        after=True,
+    )
     handles = [
         Patch(facecolor=_DETERMINISTIC_FILL, edgecolor=_BLUE, label="deterministic node"),
-        Patch(facecolor=_STOCHASTIC_FILL, edgecolor=_ORANGE, linestyle="--", linewidth=2, label="stochastic node"),
+        Patch(
+            facecolor=_STOCHASTIC_FILL,
+            edgecolor=_ORANGE,
+            linestyle="--",
+            linewidth=2,
+            label="stochastic node",
+        ),
         Line2D([], [], color="0.15", lw=1.3, marker=">", markevery=[1], label="forward pass"),
         Line2D([], [], color=_VERMILLION, lw=2, ls=(0, (4, 2)), label="gradient of the loss"),
     ]

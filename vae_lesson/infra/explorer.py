@@ -1,16 +1,17 @@
 """An interactive latent explorer for a 2-D VAE, as one self-contained piece of HTML.
 
-The trained decoder is exported with int8 weights (one float32 scale per output row) and float32 biases,
-together with the latent means and labels of the test digits. :func:`explorer_html` inlines them with the
-widget's JavaScript (``explorer.js``, next to this file) into a ``<div>`` and a ``<script>``: the decoder
-then runs in the reader's browser, in the offline book as in Jupyter or Colab, with nothing to download.
+The trained decoder is exported with int8 weights (one float32 scale per output row) and float32
+biases, together with the latent means and labels of the test digits. :func:`explorer_html` inlines
+them with the widget's JavaScript (``explorer.js``, next to this file) into a ``<div>`` and a
+``<script>``: the decoder then runs in the reader's browser, in the offline book as in Jupyter or
+Colab, with nothing to download.
 
     data = export_decoder(model_2d, z_test, y_test, classes=mnist.classes)
     IPython.display.HTML(explorer_html(data))
 
 :meth:`ExplorerData.decode` is the PyTorch reference: the same dequantized weights, in float32. The
-browser's output matches it to rounding noise; how far both are from the original float32 decoder is the
-quantization error, which the chapter measures.
+browser's output matches it to rounding noise; how far both are from the original float32 decoder is
+the quantization error, which the chapter measures.
 """
 
 from __future__ import annotations
@@ -31,17 +32,38 @@ from torch import nn
 from .activations import ACTIVATIONS, activation_name
 from .checks import check_finite, check_positive_int
 
-__all__ = ["QuantizedLinear", "ExplorerData", "quantize_rows", "export_decoder", "explorer_html", "explorer_script",
-           "read_payload", "FORMAT", "SCRIPT_SHA256"]
+__all__ = [
+    "QuantizedLinear",
+    "ExplorerData",
+    "quantize_rows",
+    "export_decoder",
+    "explorer_html",
+    "explorer_script",
+    "read_payload",
+    "FORMAT",
+    "SCRIPT_SHA256",
+]
 
 FORMAT = "vae-explorer/1"
-# Activations explorer.js implements exactly as torch does (gelu would need erf, which JavaScript lacks).
+# Activations explorer.js implements exactly as torch does (gelu would need erf, which JavaScript
+# lacks).
 JS_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "elu", "leaky_relu")
-# The notebooks are re-executed when a .py file of the package changes, not when explorer.js does: this
-# hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the script means
-# updating the hash here, which re-executes the chapter that shows the widget.
+# The notebooks are re-executed when a .py file of the package changes, not when explorer.js does:
+# this hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the
+# script means updating the hash here, which re-executes the chapter that shows the widget.
 SCRIPT_SHA256 = "237f1cea62ebc8d00bc4dd6db34bdc3d2801b34dcd56f9dfde71942599ef880c"
-TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+TAB10 = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +90,10 @@ class QuantizedLinear:
 class ExplorerData:
     """Everything the widget needs: the quantized decoder and the points of the scatter plot.
 
-    layers: the decoder's linear layers in order (hidden ones followed by ``activation``, the last by a sigmoid).
-    points: (n, 2) float32 latent means shown (a random sample when there are many); labels: (n,) uint8.
+    layers: the decoder's linear layers in order (hidden ones followed by ``activation``, the
+    last by a sigmoid).
+    points: (n, 2) float32 latent means shown (a random sample when there are many).
+    labels: (n,) uint8.
     centroids: one (z1, z2) per class, computed from *all* points (None for a class with none).
     """
 
@@ -90,7 +114,10 @@ class ExplorerData:
         return sum(layer.nbytes for layer in self.layers)
 
     def decode(self, z) -> torch.Tensor:
-        """PyTorch reference: decode (n, 2) latent points with the dequantized weights -> (n, n_pixels) in [0, 1]."""
+        """PyTorch reference: (n, 2) latent points -> (n, n_pixels) in [0, 1].
+
+        It decodes with the dequantized weights, in float32, as the browser does.
+        """
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.dim() != 2 or z.shape[1] != 2 or len(z) == 0:
             raise ValueError(f"z must have shape (n_points, 2), got {tuple(z.shape)}")
@@ -108,13 +135,23 @@ class ExplorerData:
             "format": FORMAT,
             "activation": self.activation,
             "image_shape": list(self.image_shape),
-            "layers": [{"n_in": int(layer.q.shape[1]), "n_out": int(layer.q.shape[0]), "q": _b64(layer.q),
-                        "scale": _b64(layer.scale), "bias": _b64(layer.bias)} for layer in self.layers],
+            "layers": [
+                {
+                    "n_in": int(layer.q.shape[1]),
+                    "n_out": int(layer.q.shape[0]),
+                    "q": _b64(layer.q),
+                    "scale": _b64(layer.scale),
+                    "bias": _b64(layer.bias),
+                }
+                for layer in self.layers
+            ],
             "points": _b64(self.points),
             "labels": _b64(self.labels),
             "n_points": int(len(self.points)),
             "n_points_total": int(self.n_points_total),
-            "centroids": [None if c is None else [float(c[0]), float(c[1])] for c in self.centroids],
+            "centroids": [
+                None if c is None else [float(c[0]), float(c[1])] for c in self.centroids
+            ],
             "classes": list(self.classes),
             "colors": list(self.colors),
             "extent": float(self.extent),
@@ -122,34 +159,57 @@ class ExplorerData:
 
     @classmethod
     def from_payload(cls, payload: dict) -> "ExplorerData":
-        """Rebuild the data from :meth:`payload` (e.g. read back from a page with :func:`read_payload`)."""
+        """Rebuild the data from :meth:`payload` (e.g. read back from a page with
+        :func:`read_payload`).
+        """
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"payload is not a latent explorer payload (format {FORMAT!r})")
-        layers = tuple(QuantizedLinear(_unb64(layer["q"], np.int8).reshape(layer["n_out"], layer["n_in"]),
-                                       _unb64(layer["scale"], np.float32), _unb64(layer["bias"], np.float32))
-                       for layer in payload["layers"])
-        return cls(layers, payload["activation"], tuple(payload["image_shape"]),
-                   _unb64(payload["points"], np.float32).reshape(-1, 2), _unb64(payload["labels"], np.uint8),
-                   tuple(None if c is None else tuple(np.float32(c)) for c in payload["centroids"]),
-                   tuple(payload["classes"]), tuple(payload["colors"]), payload["n_points_total"], payload["extent"])
+        layers = tuple(
+            QuantizedLinear(
+                _unb64(layer["q"], np.int8).reshape(layer["n_out"], layer["n_in"]),
+                _unb64(layer["scale"], np.float32),
+                _unb64(layer["bias"], np.float32),
+            )
+            for layer in payload["layers"]
+        )
+        return cls(
+            layers,
+            payload["activation"],
+            tuple(payload["image_shape"]),
+            _unb64(payload["points"], np.float32).reshape(-1, 2),
+            _unb64(payload["labels"], np.uint8),
+            tuple(None if c is None else tuple(np.float32(c)) for c in payload["centroids"]),
+            tuple(payload["classes"]),
+            tuple(payload["colors"]),
+            payload["n_points_total"],
+            payload["extent"],
+        )
 
 
 def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode("ascii")
+    return base64.b64encode(
+        np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+    ).decode("ascii")
 
 
 def _unb64(text: str, dtype) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<")).astype(
+        dtype
+    )
 
 
 def quantize_rows(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 quantization with one scale per output row.
 
-    weight: (n_out, n_in) float tensor. Returns q (n_out, n_in) int8 in [-127, 127] and scale (n_out,)
-    float32 = max |row| / 127, so |q * scale - weight| <= scale / 2 everywhere (a zero row gets scale 1).
+    weight: (n_out, n_in) float tensor. Returns q (n_out, n_in) int8 in [-127, 127] and scale
+    (n_out,) float32 = max |row| / 127, so |q * scale - weight| <= scale / 2 everywhere (a zero row
+    gets scale 1).
     """
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
-        raise ValueError(f"weight must be a 2-D float tensor, got {getattr(weight, 'shape', type(weight).__name__)}")
+        raise ValueError(
+            "weight must be a 2-D float tensor, "
+            f"got {getattr(weight, 'shape', type(weight).__name__)}"
+        )
     check_finite(weight, "weight")
     w = weight.detach().to("cpu", torch.float32)
     largest = w.abs().amax(dim=1)
@@ -160,23 +220,32 @@ def quantize_rows(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 def _decoder_layers(model) -> list[nn.Linear]:
     layers = [getattr(model, name, None) for name in ("ld1", "ld2", "ld3")]
-    if not isinstance(model, nn.Module) or not all(isinstance(layer, nn.Linear) for layer in layers):
-        raise TypeError(f"model must be a vae_lesson.VAE or AutoEncoder (an MLP decoder with layers ld1, ld2, ld3), "
-                        f"got {type(model).__name__}")
+    if not isinstance(model, nn.Module) or not all(
+        isinstance(layer, nn.Linear) for layer in layers
+    ):
+        raise TypeError(
+            "model must be a vae_lesson.VAE or AutoEncoder (an MLP decoder with layers ld1, ld2, "
+            "ld3), "
+            f"got {type(model).__name__}"
+        )
     return layers
 
 
-def export_decoder(model, z, labels, classes=None, image_shape=None, max_points: int = 2000,
-                   seed: int = 0) -> ExplorerData:
+def export_decoder(
+    model, z, labels, classes=None, image_shape=None, max_points: int = 2000, seed: int = 0
+) -> ExplorerData:
     """Quantize a trained 2-D VAE's decoder and collect the points of the explorer's scatter plot.
 
     Args:
-        model: a trained :class:`vae_lesson.VAE` (or :class:`vae_lesson.AutoEncoder`) with ``n_latent == 2``.
+        model: a trained :class:`vae_lesson.VAE` (or :class:`vae_lesson.AutoEncoder`) with
+            ``n_latent == 2``.
         z: (n, 2) latent means, e.g. ``latent.encode_means(model, x_test)``.
-        labels: (n,) integer classes 0 .. K-1 (K <= 10, one tab10 colour each, as in the static scatter plot).
+        labels: (n,) integer classes 0 .. K-1 (K <= 10, one tab10 colour each, as in the static
+            scatter plot).
         classes: optional K class names (default "0", "1", ...).
         image_shape: (H, W) of the decoded images, H * W == model.n_in (default: square).
-        max_points: at most this many points are shown, a random sample (the centroids use all of them).
+        max_points: at most this many points are shown, a random sample (the centroids use all of
+            them).
         seed: seed of that sample.
 
     Returns:
@@ -185,16 +254,22 @@ def export_decoder(model, z, labels, classes=None, image_shape=None, max_points:
     layers = _decoder_layers(model)
     n_latent = getattr(model, "n_latent", layers[0].in_features)
     if n_latent != 2:
-        raise ValueError(f"the explorer draws a 2-D latent plane, but the model has n_latent={n_latent}")
+        raise ValueError(
+            f"the explorer draws a 2-D latent plane, but the model has n_latent={n_latent}"
+        )
     name = activation_name(getattr(model, "act_func", None))
     if name not in JS_ACTIVATIONS:
-        raise ValueError(f"the explorer's JavaScript decoder implements {', '.join(JS_ACTIVATIONS)}; "
-                         f"the model uses {name}")
+        raise ValueError(
+            f"the explorer's JavaScript decoder implements {', '.join(JS_ACTIVATIONS)}; "
+            f"the model uses {name}"
+        )
     n_pixels = layers[-1].out_features
     if image_shape is None:
-        side = int(round(n_pixels ** 0.5))
+        side = int(round(n_pixels**0.5))
         if side * side != n_pixels:
-            raise ValueError(f"the model outputs {n_pixels} pixels, not a square image: pass image_shape")
+            raise ValueError(
+                f"the model outputs {n_pixels} pixels, not a square image: pass image_shape"
+            )
         image_shape = (side, side)
     if len(tuple(image_shape)) != 2 or int(np.prod(image_shape)) != n_pixels:
         raise ValueError(f"image_shape must be (H, W) with H * W == {n_pixels}, got {image_shape}")
@@ -204,29 +279,44 @@ def export_decoder(model, z, labels, classes=None, image_shape=None, max_points:
 
     points = torch.as_tensor(z).detach().to("cpu", torch.float32)
     if points.dim() != 2 or points.shape[1] != 2 or len(points) == 0:
-        raise ValueError(f"z must have shape (n, 2): the latent means of the points to show, got {tuple(points.shape)}")
+        raise ValueError(
+            "z must have shape (n, 2): the latent means of the points to show, "
+            f"got {tuple(points.shape)}"
+        )
     check_finite(points, "z")
     label_array = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
     if label_array.shape != (len(points),):
-        raise ValueError(f"labels must have shape ({len(points)},), one per point of z, got {label_array.shape}")
+        raise ValueError(
+            f"labels must have shape ({len(points)},), one per point of z, got {label_array.shape}"
+        )
     kind = label_array.dtype.kind
     if kind not in "iubf" or (kind == "f" and not np.all(label_array == np.round(label_array))):
         raise ValueError(f"labels must be integers (class numbers), got {label_array.dtype} values")
     label_array = label_array.astype(np.int64)
     n_classes = len(classes) if classes is not None else int(label_array.max()) + 1
     if n_classes > 10:
-        raise ValueError(f"at most 10 classes can be told apart with tab10 colours, got {n_classes}")
+        raise ValueError(
+            f"at most 10 classes can be told apart with tab10 colours, got {n_classes}"
+        )
     if label_array.min() < 0 or label_array.max() >= n_classes:
-        raise ValueError(f"labels must lie in 0 .. {n_classes - 1} (one per class name), "
-                         f"got values in {label_array.min()} .. {label_array.max()}")
+        raise ValueError(
+            f"labels must lie in 0 .. {n_classes - 1} (one per class name), "
+            f"got values in {label_array.min()} .. {label_array.max()}"
+        )
     names = tuple(str(c) for c in (classes if classes is not None else range(n_classes)))
 
     quantized = []
     for layer in layers:
         q, scale = quantize_rows(layer.weight)
-        quantized.append(QuantizedLinear(q, scale, layer.bias.detach().to("cpu", torch.float32).numpy().copy()))
-    centroids = tuple(tuple(points[torch.from_numpy(label_array == c)].mean(0).numpy()) if (label_array == c).any()
-                      else None for c in range(n_classes))
+        quantized.append(
+            QuantizedLinear(q, scale, layer.bias.detach().to("cpu", torch.float32).numpy().copy())
+        )
+    centroids = tuple(
+        tuple(points[torch.from_numpy(label_array == c)].mean(0).numpy())
+        if (label_array == c).any()
+        else None
+        for c in range(n_classes)
+    )
     shown = np.arange(len(points))
     if len(points) > max_points:  # a random sample keeps the density of the cloud
         generator = torch.Generator().manual_seed(seed)
@@ -234,8 +324,18 @@ def export_decoder(model, z, labels, classes=None, image_shape=None, max_points:
     # The view: a square around the origin that holds all but the most distant 0.5 % of the points.
     reach = float(torch.quantile(points.abs().amax(1), 0.995))
     extent = max(1.0, float(np.ceil(reach * 1.1 * 2) / 2))
-    return ExplorerData(tuple(quantized), name, tuple(int(s) for s in image_shape), points.numpy()[shown].copy(),
-                        label_array[shown].astype(np.uint8), centroids, names, TAB10[:n_classes], len(points), extent)
+    return ExplorerData(
+        tuple(quantized),
+        name,
+        tuple(int(s) for s in image_shape),
+        points.numpy()[shown].copy(),
+        label_array[shown].astype(np.uint8),
+        centroids,
+        names,
+        TAB10[:n_classes],
+        len(points),
+        extent,
+    )
 
 
 def explorer_script() -> str:
@@ -249,30 +349,40 @@ def script_path() -> Path:
 
 
 def _json_for_script(payload: dict) -> str:
-    # Inside <script>, "</" must never appear; escaping "<", ">" and "&" keeps the JSON valid and inert.
+    # Inside <script>, "</" must never appear; escaping "<", ">" and "&" keeps the JSON valid
+    # and inert.
     text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def explorer_html(data: ExplorerData) -> str:
-    """One self-contained HTML snippet: a <div> with the data and a <noscript> note, and the script that mounts it."""
+    """One self-contained HTML snippet: the data in a <div>, a <noscript> note and the script."""
     if not isinstance(data, ExplorerData):
-        raise TypeError(f"data must be an ExplorerData from export_decoder, got {type(data).__name__}")
+        raise TypeError(
+            f"data must be an ExplorerData from export_decoder, got {type(data).__name__}"
+        )
     payload = _json_for_script(data.payload())
-    element_id = "vae-explorer-" + hashlib.sha256(payload.encode()).hexdigest()[:12]  # stable across runs
-    note = ("The interactive latent explorer needs JavaScript. The static figures of the latent space above show "
-            "the same model.")
-    return (f'<div class="vae-explorer" id="{element_id}">\n'
-            f'<noscript><p class="vae-explorer-noscript">{html.escape(note)}</p></noscript>\n'
-            f'<script type="application/json" class="vae-explorer-data">{payload}</script>\n'
-            f'</div>\n'
-            f'<script>\n{explorer_script()}\n'
-            f'VAEExplorer.mount(document.getElementById("{element_id}"));\n</script>\n')
+    # stable across runs
+    element_id = "vae-explorer-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
+    note = (
+        "The interactive latent explorer needs JavaScript. The static figures of the latent space "
+        "above show the same model."
+    )
+    return (
+        f'<div class="vae-explorer" id="{element_id}">\n'
+        f'<noscript><p class="vae-explorer-noscript">{html.escape(note)}</p></noscript>\n'
+        f'<script type="application/json" class="vae-explorer-data">{payload}</script>\n'
+        f"</div>\n"
+        f"<script>\n{explorer_script()}\n"
+        f'VAEExplorer.mount(document.getElementById("{element_id}"));\n</script>\n'
+    )
 
 
 def read_payload(page: str) -> dict:
     """The payload of the first explorer in an HTML page (e.g. a built book page), as a dict."""
-    match = re.search(r'<script type="application/json" class="vae-explorer-data">(.*?)</script>', page, re.S)
+    match = re.search(
+        r'<script type="application/json" class="vae-explorer-data">(.*?)</script>', page, re.S
+    )
     if match is None:
         raise ValueError("no latent explorer in this page")
     return json.loads(match.group(1))

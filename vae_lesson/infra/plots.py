@@ -1,11 +1,12 @@
 """Figures for the book: loss curves, images, and maps of a latent space.
 
-Every function builds a ``matplotlib.figure.Figure`` directly (never pyplot), so nothing is shown twice
-and no figure is left open: a notebook cell that ends with the returned figure displays it once.
-(Importing this module inside IPython/Jupyter registers a PNG display for Figure objects, which pyplot's
-inline backend would otherwise do, unless a display for them is set up already.)
-Digits are drawn in grey (white on black, as MNIST stores them, vmin=0, vmax=1); the ten digit classes
-use matplotlib's colour-blind-friendly "tab10" palette. Inputs may be torch tensors or NumPy arrays.
+Every function builds a ``matplotlib.figure.Figure`` directly (never pyplot), so nothing is shown
+twice and no figure is left open: a notebook cell that ends with the returned figure displays it
+once. (Importing this module inside IPython/Jupyter registers a PNG display for Figure objects,
+which pyplot's inline backend would otherwise do, unless a display for them is set up already.)
+Digits are drawn in grey (white on black, as MNIST stores them, vmin=0, vmax=1); the ten digit
+classes use matplotlib's colour-blind-friendly "tab10" palette. Inputs may be torch tensors or NumPy
+arrays.
 """
 
 from __future__ import annotations
@@ -20,23 +21,34 @@ from matplotlib.figure import Figure
 from .checks import check_image_shape
 
 __all__ = [
-    "plot_history", "show_reconstructions", "labelled_rows", "image_grid", "plot_latent_scatter", "plot_latent_map",
+    "plot_history",
+    "show_reconstructions",
+    "labelled_rows",
+    "image_grid",
+    "plot_latent_scatter",
+    "plot_latent_map",
     "plot_frame_strip",
 ]
 
-LOSS_FIELD_TITLES = {"total": "Total loss", "reconstruction": "Reconstruction term", "kl": "KL term"}
+LOSS_FIELD_TITLES = {
+    "total": "Total loss",
+    "reconstruction": "Reconstruction term",
+    "kl": "KL term",
+}
 LOSS_FIELD_UNITS = {  # two lines, so that three panels fit the width of a page
     "total": "nats per image",
     "reconstruction": "nats per image\n(summed over pixels)",
     "kl": "nats per image\n(summed over latents)",
 }
 IMAGE_STYLE = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
-PATH_COLOR = "#ff7f0e"  # tab10 orange: stands out on grey digits and on the scatter's black arrow alike
+PATH_COLOR = (
+    "#ff7f0e"  # tab10 orange: stands out on grey digits and on the scatter's black arrow alike
+)
 OUTLINE = [patheffects.withStroke(linewidth=3, foreground="white")]
 
 
 def _register_notebook_display() -> None:
-    """Let Jupyter show a bare Figure as a PNG (pyplot's inline backend does this, but we never import pyplot)."""
+    """Let Jupyter show a bare Figure as a PNG, as pyplot's inline backend does (no pyplot here)."""
     try:
         from IPython import get_ipython
         from IPython.core.pylabtools import print_figure
@@ -58,9 +70,10 @@ def _register_notebook_display() -> None:
 _register_notebook_display()
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # input handling
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+
 
 def _numpy(value, name: str, finite: bool = False) -> np.ndarray:
     """A float NumPy copy of a tensor or array-like of real numbers (detached, on the CPU).
@@ -69,7 +82,9 @@ def _numpy(value, name: str, finite: bool = False) -> np.ndarray:
     """
     if hasattr(value, "detach"):
         if getattr(getattr(value, "device", None), "type", None) == "meta":
-            raise ValueError(f"{name} must hold values, got a tensor on the meta device (a shape without data)")
+            raise ValueError(
+                f"{name} must hold values, got a tensor on the meta device (a shape without data)"
+            )
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
             value = value.float()
@@ -77,13 +92,19 @@ def _numpy(value, name: str, finite: bool = False) -> np.ndarray:
     if value is None or isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}")
     if np.iscomplexobj(value):
-        raise TypeError(f"{name} must hold real numbers, got complex dtype {np.asarray(value).dtype}")
+        raise TypeError(
+            f"{name} must hold real numbers, got complex dtype {np.asarray(value).dtype}"
+        )
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a tensor or array of numbers, got {type(value).__name__}") from None
+        raise TypeError(
+            f"{name} must be a tensor or array of numbers, got {type(value).__name__}"
+        ) from None
     if finite and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+        raise ValueError(
+            f"{name} contains {int((~np.isfinite(array)).sum())} NaN or infinite value(s)"
+        )
     return array
 
 
@@ -98,20 +119,29 @@ def _images(images, image_shape, name: str) -> np.ndarray:
     if array.ndim >= 1 and 0 in array.shape:
         raise ValueError(f"{name} is empty (shape {array.shape}): there are no images to draw")
     if array.ndim < 2 or array.shape[0] == 0 or math.prod(array.shape[1:]) != height * width:
-        raise ValueError(f"{name} must have shape (n, {height * width}) or (n, {height}, {width}) for "
-                         f"image_shape {(height, width)}, got {array.shape}")
+        raise ValueError(
+            f"{name} must have shape (n, {height * width}) or (n, {height}, {width}) for "
+            f"image_shape {(height, width)}, got {array.shape}"
+        )
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} must hold pixel values in [0, 1], but it contains "
-                         f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1], but it contains "
+            f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)"
+        )
     if array.min() < 0 or array.max() > 1:
-        raise ValueError(f"{name} must hold pixel values in [0, 1], got values in [{array.min():g}, {array.max():g}]")
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1], "
+            f"got values in [{array.min():g}, {array.max():g}]"
+        )
     return array.reshape(len(array), height, width)
 
 
 def _points_2d(points, name: str) -> np.ndarray:
     array = _numpy(points, name, finite=True)
     if array.ndim != 2 or array.shape[1] != 2 or len(array) < 2:
-        raise ValueError(f"{name} must be a sequence of at least two 2-D points, shape (n, 2), got {array.shape}")
+        raise ValueError(
+            f"{name} must be a sequence of at least two 2-D points, shape (n, 2), got {array.shape}"
+        )
     return array
 
 
@@ -123,19 +153,22 @@ def _tile_axes(ax) -> None:
         spine.set_visible(False)
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # training curves
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
-def plot_history(history, title: str | None = None, fields=None, ylabel: str | None = None) -> Figure:
+
+def plot_history(
+    history, title: str | None = None, fields=None, ylabel: str | None = None
+) -> Figure:
     """Loss curves: one panel per loss term, training set solid, test set dashed.
 
     Args:
         history: a :class:`vae_lesson.History` or its ``as_dict()``.
         title: figure title.
-        fields: which terms to draw, e.g. ``("reconstruction", "kl")``. Default: every term recorded, in the
-            order total, reconstruction, kl, others, leaving out a term identical to ``total`` (an
-            autoencoder's reconstruction) so no panel is drawn twice.
+        fields: which terms to draw, e.g. ``("reconstruction", "kl")``. Default: every term
+            recorded, in the order total, reconstruction, kl, others, leaving out a term identical
+            to ``total`` (an autoencoder's reconstruction) so no panel is drawn twice.
         ylabel: y-axis label for every panel; default "nats per image" and what it is summed over.
 
     Returns:
@@ -143,11 +176,17 @@ def plot_history(history, title: str | None = None, fields=None, ylabel: str | N
     """
     data = history.as_dict() if hasattr(history, "as_dict") else history
     if not isinstance(data, dict) or not isinstance(data.get("train"), dict) or not data["train"]:
-        raise ValueError("history must be a History or a dict with a non-empty 'train' dict of per-epoch lists")
+        raise ValueError(
+            "history must be a History or a dict with a non-empty 'train' dict of per-epoch lists"
+        )
     train, test = data["train"], data.get("test") or {}
     if fields is None:
-        order = [f for f in LOSS_FIELD_TITLES if f in train] + [f for f in train if f not in LOSS_FIELD_TITLES]
-        fields = [f for f in order if f == "total" or list(train[f]) != list(train.get("total", []))]
+        order = [f for f in LOSS_FIELD_TITLES if f in train] + [
+            f for f in train if f not in LOSS_FIELD_TITLES
+        ]
+        fields = [
+            f for f in order if f == "total" or list(train[f]) != list(train.get("total", []))
+        ]
     else:
         fields = list(fields)
         unknown = [f for f in fields if f not in train]
@@ -158,16 +197,25 @@ def plot_history(history, title: str | None = None, fields=None, ylabel: str | N
             if field in split:
                 values = _numpy(split[field], f"history[{split_name!r}][{field!r}]", finite=True)
                 if values.ndim != 1:
-                    raise ValueError(f"history[{split_name!r}][{field!r}] must be a list of numbers, one per epoch, "
-                                     f"got shape {values.shape}")
+                    raise ValueError(
+                        f"history[{split_name!r}][{field!r}] must be a list of numbers, "
+                        f"one per epoch, got shape {values.shape}"
+                    )
     fig = Figure(figsize=(2.75 * len(fields) + 0.4, 3.0), layout="constrained")
     axes = fig.subplots(1, len(fields), squeeze=False)[0]
     for ax, field in zip(axes, fields):
         epochs = np.arange(1, len(train[field]) + 1)
         ax.plot(epochs, train[field], "-", marker="o", markersize=3, color="C0", label="train")
         if field in test:
-            ax.plot(np.arange(1, len(test[field]) + 1), test[field], "--", marker="o", markersize=3,
-                    color="C1", label="test")
+            ax.plot(
+                np.arange(1, len(test[field]) + 1),
+                test[field],
+                "--",
+                marker="o",
+                markersize=3,
+                color="C1",
+                label="test",
+            )
         ax.set_title(LOSS_FIELD_TITLES.get(field, field))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel or LOSS_FIELD_UNITS.get(field, "nats per image"))
@@ -179,17 +227,18 @@ def plot_history(history, title: str | None = None, fields=None, ylabel: str | N
     return fig
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # images
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+
 
 def show_reconstructions(x, x_hat, image_shape, n: int = 10, title: str | None = None) -> Figure:
-    """The first ``n`` inputs in the top row, their reconstructions below, rows labelled on the left.
+    """The first ``n`` inputs in the top row, their reconstructions below, rows labelled at left.
 
     Args:
         x: (N, H*W) or (N, H, W) input images in [0, 1].
-        x_hat: reconstructions of the same shape, or a dict ``{"row label": reconstructions}`` to compare
-            several models (one row each, e.g. ``{"20-D VAE": ..., "2-D VAE": ...}``).
+        x_hat: reconstructions of the same shape, or a dict ``{"row label": reconstructions}`` to
+            compare several models (one row each, e.g. ``{"20-D VAE": ..., "2-D VAE": ...}``).
         image_shape: (H, W).
         n: number of columns (images), at most N.
     """
@@ -197,22 +246,36 @@ def show_reconstructions(x, x_hat, image_shape, n: int = 10, title: str | None =
     rows = dict(x_hat) if isinstance(x_hat, dict) else {"reconstruction": x_hat}
     if not rows:
         raise ValueError("x_hat must not be an empty dict")
-    rows = {label: _images(images, image_shape, f"x_hat[{label!r}]" if isinstance(x_hat, dict) else "x_hat")
-            for label, images in rows.items()}
+    rows = {
+        label: _images(
+            images, image_shape, f"x_hat[{label!r}]" if isinstance(x_hat, dict) else "x_hat"
+        )
+        for label, images in rows.items()
+    }
     for label, images in rows.items():
         if len(images) != len(inputs):
-            raise ValueError(f"x and x_hat must hold the same number of images, got {len(inputs)} and {len(images)}")
+            raise ValueError(
+                f"x and x_hat must hold the same number of images, got {len(inputs)} and "
+                f"{len(images)}"
+            )
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(inputs):
-        raise ValueError(f"n must be an integer between 1 and the number of images ({len(inputs)}), got {n!r}")
+        raise ValueError(
+            f"n must be an integer between 1 and the number of images ({len(inputs)}), got {n!r}"
+        )
     return labelled_rows({"input": inputs, **rows}, n, title)
 
 
 def labelled_rows(rows: dict, n: int, title: str | None = None) -> Figure:
-    """One row of ``n`` image tiles per entry of ``rows`` ({"label": (N, H, W) grey or (N, H, W, 3) RGB arrays
-    in [0, 1]}, already checked), each row labelled on the left. Grey is drawn white on black."""
+    """One row of ``n`` image tiles per entry of ``rows``, each row labelled on the left.
+
+    ``rows`` maps labels to (N, H, W) grey or (N, H, W, 3) RGB arrays in [0, 1], already checked.
+    Grey is drawn white on black.
+    """
     label_width = max(len(label) for label in rows) * 0.075 + 0.3
-    fig = Figure(figsize=(0.85 * n + label_width, 0.9 * len(rows) + (0.45 if title else 0.1)),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(0.85 * n + label_width, 0.9 * len(rows) + (0.45 if title else 0.1)),
+        layout="constrained",
+    )
     axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (label, images) in enumerate(rows.items()):
         for c in range(n):
@@ -224,7 +287,9 @@ def labelled_rows(rows: dict, n: int, title: str | None = None) -> Figure:
     return fig
 
 
-def image_grid(images, image_shape, n_cols: int = 10, title: str | None = None, labels=None) -> Figure:
+def image_grid(
+    images, image_shape, n_cols: int = 10, title: str | None = None, labels=None
+) -> Figure:
     """Images in rows of ``n_cols``, optionally with a small caption (``labels[i]``) above each.
 
     Args:
@@ -243,13 +308,19 @@ def image_grid(images, image_shape, n_cols: int = 10, title: str | None = None, 
         try:
             labels = list(labels)
         except TypeError:
-            raise TypeError(f"labels must be a sequence of captions, one per image, got {type(labels).__name__}") from None
+            raise TypeError(
+                f"labels must be a sequence of captions, one per image, got {type(labels).__name__}"
+            ) from None
         if len(labels) != len(array):
-            raise ValueError(f"labels must have one entry per image ({len(array)}), got {len(labels)}")
+            raise ValueError(
+                f"labels must have one entry per image ({len(array)}), got {len(labels)}"
+            )
     n_cols = min(n_cols, len(array))
     n_rows = math.ceil(len(array) / n_cols)
     cell = 0.8 if labels is None else 0.95
-    fig = Figure(figsize=(0.8 * n_cols + 0.2, cell * n_rows + (0.45 if title else 0.1)), layout="constrained")
+    fig = Figure(
+        figsize=(0.8 * n_cols + 0.2, cell * n_rows + (0.45 if title else 0.1)), layout="constrained"
+    )
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(array):
@@ -290,29 +361,65 @@ def plot_frame_strip(frames, image_shape, ts=None, title: str | None = None) -> 
     return fig
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # latent space
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+
 
 def _draw_arrow_path(ax, path: np.ndarray, color: str, zorder: float = 5) -> None:
     """A polyline along ``path`` ending in an arrowhead at its last point, circle at its start."""
     outline = [patheffects.withStroke(linewidth=4.5, foreground="white")]
-    ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=2, zorder=zorder, path_effects=outline, gid="path")
-    ax.plot(*path[0], "o", color=color, markersize=7, markeredgecolor="white", zorder=zorder + 1, gid="path-start")
+    ax.plot(
+        path[:, 0],
+        path[:, 1],
+        "-",
+        color=color,
+        lw=2,
+        zorder=zorder,
+        path_effects=outline,
+        gid="path",
+    )
+    ax.plot(
+        *path[0],
+        "o",
+        color=color,
+        markersize=7,
+        markeredgecolor="white",
+        zorder=zorder + 1,
+        gid="path-start",
+    )
     # Arrowhead: aim along the last stretch of the path that has some length (frames may be dense).
     lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
     total = lengths.sum()
     tail = len(path) - 2
     while tail > 0 and np.linalg.norm(path[-1] - path[tail]) < 0.15 * total:
         tail -= 1
-    ax.annotate("", xy=tuple(path[-1]), xytext=tuple(path[tail]), zorder=zorder + 1,
-                arrowprops={"arrowstyle": "-|>,head_length=0.8,head_width=0.4", "color": color, "lw": 2,
-                            "shrinkA": 0, "shrinkB": 0},
-                gid="path-arrow")
+    ax.annotate(
+        "",
+        xy=tuple(path[-1]),
+        xytext=tuple(path[tail]),
+        zorder=zorder + 1,
+        arrowprops={
+            "arrowstyle": "-|>,head_length=0.8,head_width=0.4",
+            "color": color,
+            "lw": 2,
+            "shrinkA": 0,
+            "shrinkB": 0,
+        },
+        gid="path-arrow",
+    )
 
 
-def plot_latent_scatter(z, labels, classes=None, title: str | None = None, path=None, xlabel: str = "$z_1$",
-                        ylabel: str = "$z_2$", ax=None) -> Figure:
+def plot_latent_scatter(
+    z,
+    labels,
+    classes=None,
+    title: str | None = None,
+    path=None,
+    xlabel: str = "$z_1$",
+    ylabel: str = "$z_2$",
+    ax=None,
+) -> Figure:
     """Latent points coloured by class, each class's name written at its centroid.
 
     Args:
@@ -320,7 +427,8 @@ def plot_latent_scatter(z, labels, classes=None, title: str | None = None, path=
         labels: (n,) integer classes 0 .. K-1 (at most 10: one tab10 colour each).
         classes: optional K names for the legend and the centroid labels (default "0", "1", ...).
         title: axes title.
-        path: optional sequence of 2-D points (e.g. an interpolation), drawn as an arrow from start to end.
+        path: optional sequence of 2-D points (e.g. an interpolation), drawn as an arrow from start
+            to end.
         xlabel, ylabel: axis labels (pass e.g. "t-SNE 1" for an embedding).
         ax: draw into this Axes instead of a new Figure (its figure is returned).
 
@@ -329,18 +437,30 @@ def plot_latent_scatter(z, labels, classes=None, title: str | None = None, path=
     """
     points = _numpy(z, "z", finite=True)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
-        raise ValueError(f"z must have shape (n, 2), got {points.shape}; embed higher-dimensional codes first "
-                         "(e.g. with t-SNE)")
+        raise ValueError(
+            f"z must have shape (n, 2), got {points.shape}; embed higher-dimensional codes first "
+            "(e.g. with t-SNE)"
+        )
     label_array = _numpy(labels, "labels")
-    if label_array.shape != (len(points),) or not np.all(label_array == np.round(label_array)) or label_array.min() < 0:
-        raise ValueError(f"labels must be {len(points)} non-negative integers, one per point of z, got shape "
-                         f"{label_array.shape}")
+    if (
+        label_array.shape != (len(points),)
+        or not np.all(label_array == np.round(label_array))
+        or label_array.min() < 0
+    ):
+        raise ValueError(
+            f"labels must be {len(points)} non-negative integers, one per point of z, got shape "
+            f"{label_array.shape}"
+        )
     label_array = label_array.astype(int)
     n_classes = int(label_array.max()) + 1 if classes is None else len(classes)
     if label_array.max() >= n_classes:
-        raise ValueError(f"labels go up to {label_array.max()} but only {n_classes} classes are named")
+        raise ValueError(
+            f"labels go up to {label_array.max()} but only {n_classes} classes are named"
+        )
     if n_classes > 10:
-        raise ValueError(f"at most 10 classes can be told apart with tab10 colours, got {n_classes}")
+        raise ValueError(
+            f"at most 10 classes can be told apart with tab10 colours, got {n_classes}"
+        )
     names = [str(c) for c in (classes if classes is not None else range(n_classes))]
     if ax is None:
         fig = Figure(figsize=(6.6, 5.4), layout="constrained")
@@ -353,15 +473,34 @@ def plot_latent_scatter(z, labels, classes=None, title: str | None = None, path=
         members = points[label_array == c]
         if len(members) == 0:
             continue
-        ax.scatter(members[:, 0], members[:, 1], s=size, alpha=alpha, color=palette(c), label=names[c],
-                   linewidths=0, rasterized=True)
+        ax.scatter(
+            members[:, 0],
+            members[:, 1],
+            s=size,
+            alpha=alpha,
+            color=palette(c),
+            label=names[c],
+            linewidths=0,
+            rasterized=True,
+        )
     for c in range(n_classes):
         members = points[label_array == c]
         if len(members) == 0:
             continue
         cx, cy = members.mean(axis=0)
-        ax.text(cx, cy, names[c], ha="center", va="center", fontsize=14, fontweight="bold", color="black",
-                path_effects=OUTLINE, zorder=10, gid=f"centroid-{c}")
+        ax.text(
+            cx,
+            cy,
+            names[c],
+            ha="center",
+            va="center",
+            fontsize=14,
+            fontweight="bold",
+            color="black",
+            path_effects=OUTLINE,
+            zorder=10,
+            gid=f"centroid-{c}",
+        )
     if path is not None:
         _draw_arrow_path(ax, _points_2d(path, "path"), color="black", zorder=8)
     ax.set_aspect("equal", adjustable="datalim")
@@ -370,40 +509,61 @@ def plot_latent_scatter(z, labels, classes=None, title: str | None = None, path=
     ax.grid(alpha=0.25)
     if title:
         ax.set_title(title)
-    legend = ax.legend(title="class" if classes is not None and not names[0].isdigit() else "digit",
-                       loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, markerscale=3,
-                       handletextpad=0.2)
+    legend = ax.legend(
+        title="class" if classes is not None and not names[0].isdigit() else "digit",
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+        markerscale=3,
+        handletextpad=0.2,
+    )
     for handle in legend.legend_handles:
         handle.set_alpha(1.0)
     return fig
 
 
-def plot_latent_map(images_grid, values, image_shape, title: str | None = None, path=None) -> Figure:
+def plot_latent_map(
+    images_grid, values, image_shape, title: str | None = None, path=None
+) -> Figure:
     """Decoded images on a regular grid of the 2-D latent plane, drawn as one picture with z axes.
 
     Args:
-        images_grid: (n, n, H*W) or (n, n, H, W) from :func:`vae_lesson.infra.latent.decode_grid`: row r,
-            column c decodes z = (values[c], values[n - 1 - r]) (z_2 decreases down the rows).
-        values: (n,) the increasing grid coordinates, as returned by :func:`vae_lesson.infra.latent.latent_grid`.
+        images_grid: (n, n, H*W) or (n, n, H, W) from :func:`vae_lesson.infra.latent.decode_grid`:
+            row r, column c decodes z = (values[c], values[n - 1 - r]) (z_2 decreases down
+            the rows).
+        values: (n,) the increasing grid coordinates, as returned by
+            :func:`vae_lesson.infra.latent.latent_grid`.
         image_shape: (H, W).
         title: axes title.
-        path: optional sequence of 2-D latent points, drawn on top as a line with markers; if it leaves the
-            decoded square, the axes grow to show all of it over a grey background.
+        path: optional sequence of 2-D latent points, drawn on top as a line with markers; if it
+            leaves the decoded square, the axes grow to show all of it over a grey background.
 
     Returns:
-        The Figure. The image's extent puts every tile's centre at the z it decodes, so the ticks read
-        z coordinates: it spans [values[0] - d/2, values[-1] + d/2] on both axes, d the grid spacing.
+        The Figure. The image's extent puts every tile's centre at the z it decodes, so the ticks
+        read z coordinates: it spans [values[0] - d/2, values[-1] + d/2] on both axes, d the grid
+        spacing.
     """
     height, width = _image_shape(image_shape)
     grid = _numpy(images_grid, "images_grid")
     coords = _numpy(values, "values", finite=True).reshape(-1)
     n = len(coords)
-    if n < 2 or grid.ndim < 3 or grid.shape[:2] != (n, n) or math.prod(grid.shape[2:]) != height * width:
-        raise ValueError(f"images_grid must have shape ({n}, {n}, {height * width}) to match {n} values and "
-                         f"image_shape {(height, width)}, got {grid.shape}")
+    if (
+        n < 2
+        or grid.ndim < 3
+        or grid.shape[:2] != (n, n)
+        or math.prod(grid.shape[2:]) != height * width
+    ):
+        raise ValueError(
+            f"images_grid must have shape ({n}, {n}, {height * width}) to match {n} values and "
+            f"image_shape {(height, width)}, got {grid.shape}"
+        )
     if np.any(np.diff(coords) <= 0):
-        raise ValueError("values must be strictly increasing (the grid coordinates from latent_grid)")
-    tiles = _images(grid.reshape(n * n, -1), image_shape, "images_grid").reshape(n, n, height, width)
+        raise ValueError(
+            "values must be strictly increasing (the grid coordinates from latent_grid)"
+        )
+    tiles = _images(grid.reshape(n * n, -1), image_shape, "images_grid").reshape(
+        n, n, height, width
+    )
     picture = tiles.transpose(0, 2, 1, 3).reshape(n * height, n * width)
     half = (coords[-1] - coords[0]) / (n - 1) / 2
     extent = (coords[0] - half, coords[-1] + half, coords[0] - half, coords[-1] + half)
@@ -413,8 +573,16 @@ def plot_latent_map(images_grid, values, image_shape, title: str | None = None, 
     if path is not None:
         points = _points_2d(path, "path")
         outline = [patheffects.withStroke(linewidth=4, foreground="black")]
-        ax.plot(points[:, 0], points[:, 1], "-o", color=PATH_COLOR, lw=2, markersize=4, path_effects=outline,
-                gid="path")
+        ax.plot(
+            points[:, 0],
+            points[:, 1],
+            "-o",
+            color=PATH_COLOR,
+            lw=2,
+            markersize=4,
+            path_effects=outline,
+            gid="path",
+        )
         # Show the whole path even where it leaves the decoded square; grey marks "not decoded".
         low, high = points.min(axis=0) - half / 2, points.max(axis=0) + half / 2
         xlim = (min(low[0], extent[0]), max(high[0], extent[1]))

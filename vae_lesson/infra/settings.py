@@ -1,4 +1,4 @@
-"""Run-time settings shared by the notebooks: a fast mode for tests, and where generated files go."""
+"""Run-time settings of the notebooks: a fast mode for tests, and where generated files go."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ __all__ = ["fast_mode", "scaled", "output_dir"]
 
 
 def fast_mode() -> bool:
-    """True when $VAE_LESSON_FAST is set to 1/true/yes: notebooks shrink epochs and data to run in seconds."""
+    """True when $VAE_LESSON_FAST is 1/true/yes: notebooks shrink epochs and data to run fast."""
     return os.environ.get("VAE_LESSON_FAST", "").strip().lower() in ("1", "true", "yes")
 
 
@@ -19,7 +19,10 @@ def scaled(full, fast):
 
 
 def output_dir(*parts: str) -> Path:
-    """A folder for generated files (GIFs, tables): $VAE_LESSON_OUTPUT_DIR, else ./generated, created if needed."""
+    """A folder for generated files (GIFs, tables), created if needed.
+
+    It lies under $VAE_LESSON_OUTPUT_DIR, else under ./generated.
+    """
     root = Path(os.environ.get("VAE_LESSON_OUTPUT_DIR") or "generated").expanduser()
     folder = root.joinpath(*parts)
     folder.mkdir(parents=True, exist_ok=True)
