@@ -1,4 +1,5 @@
-"""Tests of vae_lesson.chapters.conv: shapes, the loss against a hand computation, training, checkpoints, sampling."""
+"""Tests of vae_lesson.chapters.conv: shapes, the loss against a hand computation, training,
+checkpoints, sampling."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from vae_lesson.chapters import conv
 from vae_lesson.chapters.conv import ConvAutoEncoder, ConvVAE, bootstrap_codes, uniform_codes
 
 
-@pytest.mark.parametrize("channels, size, maps", [(1, 28, (14, 7, 4)), (3, 32, (16, 8, 4)), (3, 48, (24, 12, 6))])
+@pytest.mark.parametrize(
+    "channels, size, maps", [(1, 28, (14, 7, 4)), (3, 32, (16, 8, 4)), (3, 48, (24, 12, 6))]
+)
 def test_encoder_and_decoder_shapes(channels, size, maps):
     torch.manual_seed(0)
     model = ConvVAE(channels, size)
@@ -30,7 +33,7 @@ def test_encoder_and_decoder_shapes(channels, size, maps):
     assert probs.shape == logits.shape == (5, channels, size, size)
     assert torch.allclose(probs, torch.sigmoid(logits))
     assert model(x).shape == x.shape
-    # decoder before the crop: 8 * s on each side (32 for 28-pixel inputs, cropped by 2 on each border)
+    # decoder before the crop: 8 * s on each side (32 for 28-pixel inputs, cropped by 2 per border)
     assert model.decoder(model.dec_linear(mean)).shape[-1] == 8 * maps[-1]
     assert ConvAutoEncoder(channels, size).encode(x).shape == (5, 64)
 
@@ -46,15 +49,17 @@ def test_loss_matches_hand_computation_with_fixed_eps(monkeypatch):
         mean, ln_var = model.encode(x)
         nll = 0.0
         for sample in range(2):
-            z = mean + torch.exp(0.5 * ln_var) * eps[4 * sample: 4 * sample + 4]
+            z = mean + torch.exp(0.5 * ln_var) * eps[4 * sample : 4 * sample + 4]
             p = model.decode(z).double()
             xd = x.double()
             nll += -(xd * torch.log(p) + (1 - xd) * torch.log1p(-p)).sum()
         reconstruction = nll / (2 * 4)
-        kl = 0.5 * 0.5 * (mean ** 2 + ln_var.exp() - ln_var - 1).sum() / 4
+        kl = 0.5 * 0.5 * (mean**2 + ln_var.exp() - ln_var - 1).sum() / 4
     assert terms.reconstruction.item() == pytest.approx(reconstruction.item(), rel=1e-4)
     assert terms.kl.item() == pytest.approx(kl.item(), rel=1e-5)
-    assert terms.total.item() == pytest.approx(terms.reconstruction.item() + terms.kl.item(), rel=1e-6)
+    assert terms.total.item() == pytest.approx(
+        terms.reconstruction.item() + terms.kl.item(), rel=1e-6
+    )
 
 
 def test_autoencoder_loss_is_bce_of_its_reconstruction():
@@ -83,7 +88,10 @@ def test_gradients_reach_every_parameter(cls):
 def _digits_16():
     """scikit-learn's 8x8 digits upsampled to 16x16, shape (N, 1, 16, 16) in [0, 1]."""
     ds = vl.load_digits(verbose=False)
-    up = lambda x: F.interpolate(x.unsqueeze(1), scale_factor=2, mode="nearest")
+
+    def up(x):
+        return F.interpolate(x.unsqueeze(1), scale_factor=2, mode="nearest")
+
     return up(ds.x_train[:300]), up(ds.x_test[:100])
 
 
@@ -101,18 +109,28 @@ def test_checkpoint_round_trip(tmp_path):
     model = ConvVAE(3, 32, n_latent=5)
     path = vl.save_checkpoint(tmp_path / "conv.pt", model)
     loaded = vl.load_checkpoint(path).model
-    assert isinstance(loaded, ConvVAE) and loaded.config == {"in_channels": 3, "image_size": 32, "n_latent": 5}
+    assert isinstance(loaded, ConvVAE) and loaded.config == {
+        "in_channels": 3,
+        "image_size": 32,
+        "n_latent": 5,
+    }
     z = torch.randn(2, 5)
     assert torch.equal(loaded.decode(z), model.eval().decode(z))
     ae = ConvAutoEncoder(1, 28, n_latent=3)
-    assert isinstance(vl.load_checkpoint(vl.save_checkpoint(tmp_path / "ae.pt", ae)).model, ConvAutoEncoder)
+    assert isinstance(
+        vl.load_checkpoint(vl.save_checkpoint(tmp_path / "ae.pt", ae)).model, ConvAutoEncoder
+    )
 
 
 def test_load_or_train_reuses_the_checkpoint():
     x_train, x_test = _digits_16()
     vl.set_seed(0)
-    first = vl.load_or_train("conv_tiny", ConvAutoEncoder(1, 16, 4), x_train[:100], num_epochs=1, quiet=True)
-    second = vl.load_or_train("conv_tiny", ConvAutoEncoder(1, 16, 4), x_train[:100], num_epochs=1, quiet=True)
+    first = vl.load_or_train(
+        "conv_tiny", ConvAutoEncoder(1, 16, 4), x_train[:100], num_epochs=1, quiet=True
+    )
+    second = vl.load_or_train(
+        "conv_tiny", ConvAutoEncoder(1, 16, 4), x_train[:100], num_epochs=1, quiet=True
+    )
     assert second.train == first.train and second.epoch_seconds == first.epoch_seconds
 
 
@@ -191,8 +209,12 @@ def test_conv_vae_log_likelihood_matches_the_loss_and_gives_an_iwae_bound():
     model = ConvVAE(in_channels=1, image_size=28, n_latent=4)
     x = torch.rand(3, 1, 28, 28)
     z = torch.randn(2, 3, 4)
-    expected = torch.stack([-vl.bernoulli_nll(x, model.decode(z[i], sigmoid=False), reduce="no").sum(dim=(1, 2, 3))
-                            for i in range(2)])
+    expected = torch.stack(
+        [
+            -vl.bernoulli_nll(x, model.decode(z[i], sigmoid=False), reduce="no").sum(dim=(1, 2, 3))
+            for i in range(2)
+        ]
+    )
     torch.testing.assert_close(model.log_likelihood(x, z), expected)
     bound = iwae_bound(model, x, K=4)
     assert bound.shape == (3,) and torch.isfinite(bound).all()
@@ -202,9 +224,13 @@ def test_the_autoencoder_is_the_vae_without_its_variational_part():
     torch.manual_seed(5)
     vae = ConvVAE(1, 16, n_latent=4)
     torch.manual_seed(5)
-    ae = ConvAutoEncoder(1, 16, n_latent=4)  # the same layers and, for the same seed, the same weights
+    ae = ConvAutoEncoder(
+        1, 16, n_latent=4
+    )  # the same layers and, for the same seed, the same weights
     assert isinstance(ae, ConvVAE)
-    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), ae.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(vae.state_dict().values(), ae.state_dict().values())
+    )
     x = torch.rand(3, 1, 16, 16)
     mean, _ = vae.encode(x)
     assert torch.equal(ae.encode(x), mean)  # the code is the mean head's output
@@ -228,8 +254,11 @@ def test_he_init_gives_zero_biases_he_weights_and_xavier_outputs():
 
 
 def test_a_class_defined_outside_the_package_checkpoints_under_its_name(tmp_path):
-    """The chapter defines its own ConvVAE; its checkpoints load into the package's class and back."""
-    Chapters = type("ConvVAE", (ConvVAE,), {})  # another class object with the same name, as in the notebook
+    """The chapter defines its own ConvVAE; its checkpoints load into the package's class and
+    back."""
+    Chapters = type(
+        "ConvVAE", (ConvVAE,), {}
+    )  # another class object with the same name, as in the notebook
     torch.manual_seed(7)
     model = Chapters(1, 8, n_latent=3)
     path = vl.save_checkpoint(tmp_path / "chapter.pt", model)
@@ -237,7 +266,9 @@ def test_a_class_defined_outside_the_package_checkpoints_under_its_name(tmp_path
     assert type(loaded) is ConvVAE and loaded.config == model.config
     again = vl.load_checkpoint(path, Chapters(1, 8, n_latent=3)).model
     z = torch.randn(2, 3)
-    assert torch.equal(again.decode(z), model.eval().decode(z)) and torch.equal(loaded.decode(z), again.decode(z))
+    assert torch.equal(again.decode(z), model.eval().decode(z)) and torch.equal(
+        loaded.decode(z), again.decode(z)
+    )
 
 
 def test_weights_that_diverged_stop_training_with_a_clear_error():

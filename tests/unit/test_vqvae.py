@@ -1,5 +1,5 @@
-"""Tests for vae_lesson.chapters.vqvae: nearest-code lookup, straight-through gradients, the two VQ losses, perplexity,
-the small conv VQ-VAE, its training and its checkpoints."""
+"""Tests for vae_lesson.chapters.vqvae: nearest-code lookup, straight-through gradients, the two
+VQ losses, perplexity, the small conv VQ-VAE, its training and its checkpoints."""
 
 import math
 
@@ -9,8 +9,14 @@ from matplotlib.figure import Figure
 
 import vae_lesson as vl
 from vae_lesson.chapters import vqvae as vqvae_module
-from vae_lesson.chapters.vqvae import (VQVAE, VectorQuantizer, codebook_usage, perplexity, plot_code_usage,
-                              plot_perplexity)
+from vae_lesson.chapters.vqvae import (
+    VQVAE,
+    VectorQuantizer,
+    codebook_usage,
+    perplexity,
+    plot_code_usage,
+    plot_perplexity,
+)
 
 
 def _quantizer(n_codes=8, code_dim=3, beta=0.25, seed=0):
@@ -46,7 +52,7 @@ def test_straight_through_gradient_is_the_identity():
     w = torch.randn(z_e.shape, generator=torch.Generator().manual_seed(2))
     (w * q(z_e).z_q).sum().backward()
     assert torch.allclose(z_e.grad, w)
-    # ... while the plain lookup e = codebook[argmin], without the trick, is not connected to z_e at all
+    # ... while the plain lookup e = codebook[argmin], without the trick, is not connected to z_e
     e = q.lookup(q.nearest(z_e))
     assert torch.autograd.grad((w * e).sum(), z_e, allow_unused=True) == (None,)
 
@@ -56,8 +62,12 @@ def test_codebook_gets_gradient_only_from_the_codebook_loss():
     z_e = _map().requires_grad_(True)
     out = q(z_e)
     codebook = q.codebook.weight
-    g_cb = torch.autograd.grad(out.codebook_loss, (codebook, z_e), retain_graph=True, allow_unused=True)
-    g_cm = torch.autograd.grad(out.commitment_loss, (codebook, z_e), retain_graph=True, allow_unused=True)
+    g_cb = torch.autograd.grad(
+        out.codebook_loss, (codebook, z_e), retain_graph=True, allow_unused=True
+    )
+    g_cm = torch.autograd.grad(
+        out.commitment_loss, (codebook, z_e), retain_graph=True, allow_unused=True
+    )
     g_zq = torch.autograd.grad(out.z_q.pow(2).sum(), (codebook, z_e), allow_unused=True)
     # codebook loss: gradient to the codebook only
     assert g_cb[0] is not None and g_cb[0].abs().sum() > 0
@@ -94,7 +104,9 @@ def test_codebook_step_moves_used_codes_towards_their_encoder_outputs():
     used = torch.unique(idx)
     for k in range(16):
         if k in used:
-            target = flat[idx == k].mean(0)  # the codebook loss pulls code k to the mean of its assigned outputs
+            target = flat[idx == k].mean(
+                0
+            )  # the codebook loss pulls code k to the mean of its assigned outputs
             assert (after[k] - target).norm() < (before[k] - target).norm()
         else:
             assert torch.equal(after[k], before[k])  # unused codes get no gradient
@@ -102,7 +114,9 @@ def test_codebook_step_moves_used_codes_towards_their_encoder_outputs():
     k = int(used[0])
     n_k = int((idx == k).sum())
     step = 0.5 * 2 * n_k / z_e.numel()
-    assert torch.allclose(after[k], before[k] + step * (flat[idx == k].mean(0) - before[k]), atol=1e-6)
+    assert torch.allclose(
+        after[k], before[k] + step * (flat[idx == k].mean(0) - before[k]), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("beta", [0.25, 1.0, 0.0])
@@ -114,10 +128,12 @@ def test_commitment_is_beta_times_codebook_loss_in_value(beta):
 
 
 def test_perplexity_closed_forms():
-    assert math.isclose(float(perplexity(torch.tensor([5.0, 5.0, 5.0, 5.0, 0.0, 0.0]))), 4.0, rel_tol=1e-9)
+    assert math.isclose(
+        float(perplexity(torch.tensor([5.0, 5.0, 5.0, 5.0, 0.0, 0.0]))), 4.0, rel_tol=1e-9
+    )
     assert math.isclose(float(perplexity(torch.tensor([0, 7, 0]))), 1.0, rel_tol=1e-12)
     # p = (1/2, 1/4, 1/4): H = 1.5 bits, so the perplexity is 2 ** 1.5
-    assert math.isclose(float(perplexity(torch.tensor([2, 1, 1]))), 2 ** 1.5, rel_tol=1e-9)
+    assert math.isclose(float(perplexity(torch.tensor([2, 1, 1]))), 2**1.5, rel_tol=1e-9)
     q = _quantizer()
     out = q(_map())
     assert out.counts.sum() == 4 * 5 * 5
@@ -156,7 +172,9 @@ def test_vqvae_shapes_and_loss_terms():
     assert idx.shape == (5, 7, 7) and idx.dtype == torch.int64
     out = model.decode_indices(idx).detach()
     assert out.shape == (5, 1, 28, 28) and 0 <= float(out.min()) and float(out.max()) <= 1
-    assert torch.allclose(model(x.reshape(5, 784)), out)  # flat input works, and forward = decode(encode)
+    assert torch.allclose(
+        model(x.reshape(5, 784)), out
+    )  # flat input works, and forward = decode(encode)
     terms = model.loss(x)
     assert torch.allclose(terms.total, terms.reconstruction + terms.codebook + terms.commitment)
     assert torch.allclose(terms.reconstruction, ((out - x.unsqueeze(1)) ** 2).mean())
@@ -185,7 +203,7 @@ def _blobs(n=200, seed=0):
     x = torch.zeros(n, 28, 28)
     corners = torch.randint(0, 20, (n, 2), generator=g)
     for i, (r, c) in enumerate(corners.tolist()):
-        x[i, r:r + 8, c:c + 8] = 1.0
+        x[i, r : r + 8, c : c + 8] = 1.0
     return x
 
 
@@ -197,7 +215,14 @@ def test_short_training_lowers_the_loss_and_checkpoint_round_trip(tmp_path):
     history = vl.train(model, x, x[:50], num_epochs=6, batch_size=20, lr=3e-3, quiet=True)
     after = vl.evaluate(model, x)
     assert after["reconstruction"] < 0.7 * before["reconstruction"]
-    assert set(history.train) == {"total", "reconstruction", "codebook", "commitment", "perplexity", "codes_used"}
+    assert set(history.train) == {
+        "total",
+        "reconstruction",
+        "codebook",
+        "commitment",
+        "perplexity",
+        "codes_used",
+    }
     assert len(history.test["perplexity"]) == 6
     path = vl.save_checkpoint(tmp_path / "vq.pt", model, epoch=6, history=history.as_dict())
     loaded = vl.load_checkpoint(path).model
@@ -220,8 +245,10 @@ def test_figures():
     assert isinstance(fig, Figure)
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == sorted(heights, reverse=True) and math.isclose(sum(heights), 100)
-    history = {"train": {"perplexity": [2.0, 3.0], "codes_used": [3.0, 4.0]},
-               "test": {"perplexity": [2.5, 3.1], "codes_used": [3.0, 5.0]}}
+    history = {
+        "train": {"perplexity": [2.0, 3.0], "codes_used": [3.0, 4.0]},
+        "test": {"perplexity": [2.5, 3.1], "codes_used": [3.0, 5.0]},
+    }
     fig = plot_perplexity(history, n_codes=6)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     with pytest.raises(ValueError, match="perplexity"):
@@ -230,19 +257,19 @@ def test_figures():
         plot_code_usage(torch.zeros(4))
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # image sizes other than 28x28: colour 32x32 (CIFAR-10)
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def _colour_blobs(n=8, size=32, seed=0):
-    """(n, 3, size, size) images in [0, 1]: a coloured square on a differently coloured background."""
+    """(n, 3, size, size) images in [0, 1]: a coloured square on a background of another colour."""
     g = torch.Generator().manual_seed(seed)
     background, square = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
     x = background.expand(n, 3, size, size).clone()
     corners = torch.randint(0, size - 10, (n, 2), generator=g)
     for i, (r, c) in enumerate(corners.tolist()):
-        x[i, :, r:r + 10, c:c + 10] = square[i]
+        x[i, :, r : r + 10, c : c + 10] = square[i]
     return x
 
 
@@ -261,8 +288,10 @@ def test_colour_32x32_model_gives_an_8x8_grid_and_32x32_images():
     assert torch.allclose(terms.reconstruction, ((out - x) ** 2).mean())
     assert torch.allclose(terms.total, terms.reconstruction + terms.codebook + terms.commitment)
     counts = codebook_usage(model, x)
-    assert int(counts.sum()) == 5 * 64 and torch.equal(counts, torch.bincount(idx.reshape(-1), minlength=16))
-    # other multiples of 4 work too: a 16x16 grey model has a 4x4 grid and takes flat (batch, 256) input
+    assert int(counts.sum()) == 5 * 64 and torch.equal(
+        counts, torch.bincount(idx.reshape(-1), minlength=16)
+    )
+    # other multiples of 4 work too: a 16x16 grey model has a 4x4 grid and takes (batch, 256) input
     small = VQVAE(1, 8, 2, 4, image_size=16)
     assert small.encode_indices(torch.rand(3, 256)).shape == (3, 4, 4)
     assert small(torch.rand(3, 16, 16)).shape == (3, 1, 16, 16)
@@ -289,7 +318,9 @@ def test_colour_model_trains_and_round_trips_through_a_checkpoint(tmp_path):
     x = _colour_blobs(60)
     before = vl.evaluate(model, x)["reconstruction"]
     history = vl.train(model, x, x[:20], num_epochs=15, batch_size=10, lr=5e-3, quiet=True)
-    assert vl.evaluate(model, x)["reconstruction"] < 0.8 * before  # 0.085 (grey guess) -> about 0.058
+    assert (
+        vl.evaluate(model, x)["reconstruction"] < 0.8 * before
+    )  # 0.085 (grey guess) -> about 0.058
     path = vl.save_checkpoint(tmp_path / "vq32.pt", model, epoch=15, history=history.as_dict())
     loaded = vl.load_checkpoint(path).model
     assert isinstance(loaded, VQVAE) and loaded.config == model.config and loaded.image_size == 32
@@ -298,14 +329,19 @@ def test_colour_model_trains_and_round_trips_through_a_checkpoint(tmp_path):
     # load_or_train finds the 32x32 run again, and a 28x28 model does not take it for its own
     h1 = vl.load_or_train("vq_colour", model, x, num_epochs=1, batch_size=30, quiet=True)
     again = VQVAE(3, n_codes=16, code_dim=4, hidden=8, image_size=32)
-    assert vl.load_or_train("vq_colour", again, x, num_epochs=1, batch_size=30, quiet=True).train == h1.train
+    assert (
+        vl.load_or_train("vq_colour", again, x, num_epochs=1, batch_size=30, quiet=True).train
+        == h1.train
+    )
     assert torch.equal(again.quantizer.codebook.weight, model.quantizer.codebook.weight)
     with pytest.raises(vl.CheckpointError, match="image_size=32 in the file but 28 here"):
         vl.load_checkpoint(path, VQVAE(3, n_codes=16, code_dim=4, hidden=8))
 
 
 def test_old_configs_without_image_size_are_28x28_models():
-    model = VQVAE.from_config({"in_channels": 1, "n_codes": 8, "code_dim": 2, "hidden": 4, "beta": 0.25})
+    model = VQVAE.from_config(
+        {"in_channels": 1, "n_codes": 8, "code_dim": 2, "hidden": 4, "beta": 0.25}
+    )
     assert model.image_size == 28 and model.config["image_size"] == 28
     assert model.encode_indices(torch.rand(2, 28, 28)).shape == (2, 7, 7)
 
@@ -318,24 +354,34 @@ def test_bad_image_size_is_refused_with_a_clear_message(bad):
 
 def test_input_errors_name_the_expected_shape():
     model = VQVAE(3, 8, 2, 4, image_size=32)
-    with pytest.raises(ValueError, match=r"32x32 images with 3 channel\(s\): \(batch, 3, 32, 32\), got \(2, 3, 28, 28\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"32x32 images with 3 channel\(s\): \(batch, 3, 32, 32\), got \(2, 3, 28, 28\)",
+    ):
         model(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match=r"\(batch, 3, 32, 32\), got \(2, 32, 32\)"):
-        model.loss(torch.rand(2, 32, 32))  # a grey batch for a colour model: no silent channel guessing
+        model.loss(
+            torch.rand(2, 32, 32)
+        )  # a grey batch for a colour model: no silent channel guessing
     grey = VQVAE(1, 8, 2, 4)
-    with pytest.raises(ValueError, match=r"\(batch, 1, 28, 28\), \(batch, 28, 28\) or \(batch, 784\), got \(2, 1024\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"\(batch, 1, 28, 28\), \(batch, 28, 28\) or \(batch, 784\), got \(2, 1024\)",
+    ):
         grey(torch.rand(2, 1024))
 
 
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # the quantizer the chapter defines: the model takes its class, checkpoints rebuild the package's
-# ---------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def test_the_model_quantizes_with_the_class_it_is_given(tmp_path):
     calls = []
 
-    class VectorQuantizer(vqvae_module.VectorQuantizer):  # as a chapter would define it: the same name
+    class VectorQuantizer(
+        vqvae_module.VectorQuantizer
+    ):  # as a chapter would define it: the same name
         def forward(self, z_e):
             calls.append(tuple(z_e.shape))
             return super().forward(z_e)
@@ -351,7 +397,9 @@ def test_the_model_quantizes_with_the_class_it_is_given(tmp_path):
     # same seed, same weights as with the package's quantizer: only the class differs
     torch.manual_seed(0)
     plain = VQVAE(1, n_codes=8, code_dim=2, hidden=4)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), plain.state_dict().values())
+    )
     loaded = vl.load_checkpoint(vl.save_checkpoint(tmp_path / "vq.pt", model)).model
     assert type(loaded.quantizer) is vqvae_module.VectorQuantizer
     assert torch.equal(loaded.encode_indices(x), model.encode_indices(x))
@@ -363,7 +411,9 @@ def test_weights_that_diverged_stop_training_with_a_clear_error():
     with torch.no_grad():
         model.encoder[0].weight.view(-1)[0] = float("nan")
     x = torch.rand(10, 28, 28)
-    with pytest.raises(ValueError, match="z_e contains"):  # the quantizer refuses NaN (a NonFiniteError)
+    with pytest.raises(
+        ValueError, match="z_e contains"
+    ):  # the quantizer refuses NaN (a NonFiniteError)
         model.loss(x)
     with pytest.raises(vl.NonFiniteLossError):
         vl.train(model, x, num_epochs=1, batch_size=5, quiet=True)
