@@ -2,13 +2,10 @@
 the package's.
 
 A code cell whose first line is ``# Saved in vae_lesson.<module>: ...`` defines functions and
-classes that
-the package keeps in ``vae_lesson.<module>``, so that later chapters can import them. Each such
-definition must be the same code in both places (the same abstract syntax tree: comments and blank
-lines
-may differ), and each package definition whose docstring says "Defined in chapter NN" must be shown
-by a
-saved cell of chapter NN.
+classes that the package keeps in ``vae_lesson.<module>``, so that later chapters can import them.
+Each such definition must be the same code in both places (the same abstract syntax tree: comments
+and blank lines may differ), and each package definition whose docstring says "Defined in chapter
+NN" must be shown by a saved cell of chapter NN.
 
     python tools/chapter_code.py           # list the differences (exit status 1 if there are any)
     python tools/chapter_code.py --write   # copy each chapter's definitions into the package

@@ -48,6 +48,7 @@ from ..infra.checks import (
     check_kl_weight,
     check_model_input,
     check_number,
+    check_pixel_values,
     check_positive_int,
     check_tensor,
     check_unit_interval,
@@ -414,16 +415,7 @@ def _tile(images, name: str) -> np.ndarray:
         )
     if len(array) == 0 or array[0].size == 0:
         raise ValueError(f"{name} must be a non-empty batch of images, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(
-            f"{name} must hold pixel values in [0, 1], but it contains "
-            f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)"
-        )
-    if array.min() < 0 or array.max() > 1:
-        raise ValueError(
-            f"{name} must hold pixel values in [0, 1], got values in "
-            f"[{array.min():g}, {array.max():g}]"
-        )
+    check_pixel_values(array, name)
     return array
 
 

@@ -7,9 +7,8 @@ architecture the same numbers can be computed directly, into buffers allocated o
 is the difference between a loop dominated by bookkeeping and one dominated by its matrix products.
 It is an opt-in, worked out in the appendix (notebooks/11_build_times.ipynb) as an exercise:
 ``vl.train(..., backward="manual")`` uses it for a plain ``VAE`` with tanh activations and one
-sample of z
-per image (``k=1``); the default, ``backward="autograd"``, is the loop chapter 01 writes out.
-``tests/unit/test_manual_backward.py`` checks every gradient against autograd.
+sample of z per image (``k=1``); the default, ``backward="autograd"``, is the loop chapter 01 writes
+out. ``tests/unit/test_manual_backward.py`` checks every gradient against autograd.
 
 The derivation, for a batch of B images x (B, n_in), with row-vector layers ``a = h W^T + b``:
 
@@ -104,10 +103,9 @@ def manual_gradients(model: VAE, x: torch.Tensor, C: float = 1.0) -> VAELoss:
     """The loss of the batch ``x`` and its gradients, computed by hand, in every weight's ``.grad``.
 
     The same numbers as ``loss = model.loss(x, C=C); loss.total.backward()`` (to rounding) when
-    torch's
-    generator is in the same state, since eps is drawn the same way; ``.grad`` is overwritten, not
-    accumulated. Returns the :class:`VAELoss` (0-d tensors, detached). For a plain ``VAE`` with tanh
-    activations.
+    torch's generator is in the same state, since eps is drawn the same way; ``.grad`` is
+    overwritten, not accumulated. Returns the :class:`VAELoss` (0-d tensors, detached). For a plain
+    ``VAE`` with tanh activations.
     """
     reason = unsupported_reason(model, {"C": C})
     if reason is not None:
@@ -123,13 +121,10 @@ class ManualStep:
 
     ``step(x, index)`` takes the rows ``index`` of ``x`` as the batch, draws eps from torch's global
     generator exactly as ``model.loss`` does, fills every parameter's ``.grad`` with d loss / d
-    param
-    (overwriting it: no ``zero_grad`` needed) and returns the batch's :class:`VAELoss` as Python
-    floats.
-    ``x`` and ``index`` are not checked on each call (``train`` checked the data once, and builds
-    the
-    indices itself); :func:`manual_gradients` is the checked entry point. :meth:`release` sets the
-    ``.grad`` buffers back to None.
+    param (overwriting it: no ``zero_grad`` needed) and returns the batch's :class:`VAELoss` as
+    Python floats. ``x`` and ``index`` are not checked on each call (``train`` checked the data
+    once, and builds the indices itself); :func:`manual_gradients` is the checked entry point.
+    :meth:`release` sets the ``.grad`` buffers back to None.
     """
 
     def __init__(self, model: VAE, C: float = 1.0):
@@ -213,8 +208,7 @@ class ManualStep:
 
     def _tanh_layer(self, layer: nn.Linear, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         # tanh(h W^T + b) = 2 sigmoid(2 (h W^T + b)) - 1; addmm's alpha and beta do the doubling,
-        # and
-        # lerp(s, 1, -1) = s - (1 - s) = 2s - 1 in one pass.
+        # and lerp(s, 1, -1) = s - (1 - s) = 2s - 1 in one pass.
         return (
             torch.addmm(layer.bias, h, self._t[layer], beta=2, alpha=2, out=out)
             .sigmoid_()
@@ -330,13 +324,11 @@ class _AdamStep:
     ``torch.optim.Adam.step`` re-collects its state lists and re-checks its options on every call: a
     few percent of a step of the book's VAE on a CPU. The first call is ``optimizer.step()`` itself
     (which creates the state); after it, this calls the same fused kernel on the optimizer's own
-    state
-    tensors, collected once. The weights, ``optimizer.state_dict()`` and the checkpoints are exactly
-    those of ``optimizer.step()`` (``tests/unit/test_manual_backward.py`` compares them bit for
-    bit).
-    Only for the manual path, whose weights all have a gradient at every step and whose optimizer
-    nobody else touches during training; anything but plain fused Adam, or a torch without the
-    kernel, keeps ``optimizer.step()``.
+    state tensors, collected once. The weights, ``optimizer.state_dict()`` and the checkpoints are
+    exactly those of ``optimizer.step()`` (``tests/unit/test_manual_backward.py`` compares them bit
+    for bit). Only for the manual path, whose weights all have a gradient at every step and whose
+    optimizer nobody else touches during training; anything but plain fused Adam, or a torch without
+    the kernel, keeps ``optimizer.step()``.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer):

@@ -40,7 +40,7 @@ from ..core.losses import bernoulli_nll, gaussian_kl_divergence
 from ..core.reparameterize import gaussian
 from ..core.vae import VAE
 from ..infra.activations import activation_from_name
-from ..infra.checkpoint import register_model
+from ..infra.checkpoint import from_keywords, register_model
 from ..infra.checks import (
     NonFiniteError,
     check_finite,
@@ -250,19 +250,9 @@ def _reconstruction_ae_from_config(config: dict) -> ReconstructionAE:
     )
 
 
-def _reduction_vae_from_config(config: dict) -> ReductionVAE:
-    """Rebuild a ReductionVAE from ``model.config`` (what a checkpoint stores)."""
-    return ReductionVAE(
-        config["n_in"],
-        config["n_latent"],
-        config["n_hidden"],
-        activation_from_name(config["act_func"]),
-        config["reduction"],
-    )
-
-
+# ReconstructionAE's config says "loss" where its constructor says "kind": it needs its own builder
 register_model(ReconstructionAE, from_config=_reconstruction_ae_from_config)
-register_model(ReductionVAE, from_config=_reduction_vae_from_config)
+register_model(ReductionVAE, from_config=from_keywords(ReductionVAE))
 
 
 def train_steps(

@@ -23,8 +23,7 @@ from ..core.initializers import xavier_init_
 from ..core.losses import gaussian_kl_divergence
 from ..core.reparameterize import gaussian
 from ..core.vae import VAELoss
-from ..infra.activations import activation_from_name, activation_name
-from ..infra.checkpoint import register_model
+from ..infra.checkpoint import from_keywords, model_config, register_model
 from ..infra.checks import (
     check_batch,
     check_codes,
@@ -461,10 +460,9 @@ def check_nll_args(x, mean, ln_var) -> None:
         ) from None
 
 
-def check_point_vae_args(n_in, n_latent, n_hidden, learn_variance, init_ln_var) -> None:
-    """PointVAE's constructor arguments: three positive sizes, a bool and a finite log variance."""
-    for name, size in (("n_in", n_in), ("n_latent", n_latent), ("n_hidden", n_hidden)):
-        check_positive_int(size, name)
+def check_point_vae_args(learn_variance, init_ln_var) -> None:
+    """PointVAE's own constructor arguments: a bool and a finite log variance (``model_config``
+    checks the sizes and the activation)."""
     if not isinstance(learn_variance, bool):
         raise TypeError(f"learn_variance must be True or False, got {learn_variance!r}")
     check_number(init_ln_var, "init_ln_var")
@@ -513,8 +511,7 @@ def gaussian_nll(x, mean, ln_var):
     check_nll_args(x, mean, ln_var)
     squared_error = (x - mean) ** 2
     # the constant last, so it is added in the widest dtype
-    return 0.5 * (squared_error * torch.exp(-ln_var) + ln_var
-                  + math.log(2 * math.pi))
+    return 0.5 * (squared_error * torch.exp(-ln_var) + ln_var + math.log(2 * math.pi))
 
 
 class PointVAE(nn.Module):
@@ -525,18 +522,26 @@ class PointVAE(nn.Module):
     Defined in chapter 02 (notebooks/02_manifold.ipynb).
     """
 
-    def __init__(self, n_in=3, n_latent=2, n_hidden=64,
-                 act_func=torch.tanh, learn_variance=True,
-                 init_ln_var=-4.0):
+    def __init__(
+        self,
+        n_in=3,
+        n_latent=2,
+        n_hidden=64,
+        act_func=torch.tanh,
+        learn_variance=True,
+        init_ln_var=-4.0,
+    ):
         super().__init__()
-        check_point_vae_args(n_in, n_latent, n_hidden,
-                             learn_variance, init_ln_var)
-        # the constructor's arguments as plain data, for checkpoints
-        self.config = {"n_in": n_in, "n_latent": n_latent,
-                       "n_hidden": n_hidden,
-                       "act_func": activation_name(act_func),
-                       "learn_variance": learn_variance,
-                       "init_ln_var": float(init_ln_var)}
+        check_point_vae_args(learn_variance, init_ln_var)
+        # the arguments, checked, as plain data for checkpoints
+        self.config = model_config(
+            n_in=n_in,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            act_func=act_func,
+            learn_variance=learn_variance,
+            init_ln_var=float(init_ln_var),
+        )
         self.n_in, self.n_latent = n_in, n_latent
         self.act_func = act_func
         # encoder
@@ -620,13 +625,7 @@ class PointVAE(nn.Module):
         return x
 
 
-def _point_vae_from_config(config: dict) -> PointVAE:
-    """Rebuild a PointVAE from ``model.config`` (what a checkpoint stores)."""
-    config = dict(config)
-    return PointVAE(act_func=activation_from_name(config.pop("act_func")), **config)
-
-
-register_model(PointVAE, from_config=_point_vae_from_config)
+register_model(PointVAE, from_config=from_keywords(PointVAE))
 
 
 def latent_grid(n: int = 21, limit: float = 2.5) -> torch.Tensor:

@@ -13,9 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..infra.activations import activation_from_name, activation_name
-from ..infra.checkpoint import register_model
-from ..infra.checks import check_codes, check_images, check_positive_int
+from ..infra.checkpoint import from_keywords, model_config, register_model
+from ..infra.checks import check_codes, check_images
 from .initializers import xavier_init_
 from .losses import bernoulli_nll
 
@@ -41,18 +40,12 @@ class AutoEncoder(nn.Module):
 
     def __init__(self, n_in, n_latent, n_hidden, act_func=torch.tanh, loss="bce"):
         super().__init__()
-        for name, size in [("n_in", n_in), ("n_latent", n_latent), ("n_hidden", n_hidden)]:
-            check_positive_int(size, name)
         if loss not in ("bce", "mse"):
             raise ValueError(f'loss must be "bce" or "mse", got {loss!r}')
-        # the constructor's arguments as plain data, for checkpoints
-        self.config = {
-            "n_in": n_in,
-            "n_latent": n_latent,
-            "n_hidden": n_hidden,
-            "act_func": activation_name(act_func),
-            "loss": loss,
-        }
+        # the arguments, checked, as plain data for checkpoints
+        self.config = model_config(
+            n_in=n_in, n_latent=n_latent, n_hidden=n_hidden, act_func=act_func, loss=loss
+        )
         self.n_in, self.n_latent = n_in, n_latent
         self.act_func, self.loss_name = act_func, loss
         # encoder: n_in -> n_hidden -> n_hidden -> n_latent
@@ -97,15 +90,4 @@ class AutoEncoder(nn.Module):
         return AELoss(reconstruction, reconstruction)
 
 
-def _autoencoder_from_config(config: dict) -> AutoEncoder:
-    """Rebuild an AutoEncoder from ``model.config`` (what a checkpoint stores)."""
-    return AutoEncoder(
-        config["n_in"],
-        config["n_latent"],
-        config["n_hidden"],
-        activation_from_name(config["act_func"]),
-        config["loss"],
-    )
-
-
-register_model(AutoEncoder, from_config=_autoencoder_from_config)
+register_model(AutoEncoder, from_config=from_keywords(AutoEncoder))

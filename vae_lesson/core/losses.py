@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..infra.checks import (
     check_finite,
+    check_mean_ln_var,
     check_reduce,
     check_same_device,
     check_same_shape,
@@ -45,8 +46,8 @@ def gaussian_kl_divergence(
 ) -> torch.Tensor:
     """KL divergence of N(mean, exp(ln_var)) from the standard normal N(0, I), element by element.
 
-    Each element contributes ``0.5 * (mean**2 + exp(ln_var) - ln_var - 1)`` (Kingma & Welling, App.
-    B).
+    Each element contributes ``0.5 * (mean**2 + exp(ln_var) - ln_var - 1)`` (Kingma & Welling,
+    App. B).
 
     Args:
         mean: (batch, n_latent) means of the diagonal Gaussian q(z|x) (any shape works).
@@ -55,26 +56,15 @@ def gaussian_kl_divergence(
             element, or ``"no"`` for the elementwise values.
 
     NaN or infinite entries raise a ValueError (an infinite log variance has no finite KL to
-    report),
-    and so does ``reduce="mean"`` of empty tensors; the sum over no elements is 0.
+    report), and so does ``reduce="mean"`` of empty tensors; the sum over no elements is 0.
 
     Returns:
         A scalar tensor, or a tensor shaped like ``mean`` when ``reduce="no"``.
     """
     check_reduce(reduce)
-    check_tensor(mean, "mean")
-    check_tensor(ln_var, "ln_var")
-    check_same_shape(mean, ln_var, "mean", "ln_var")
-    check_same_device(mean, ln_var, "mean", "ln_var")
-    check_finite(mean, "mean")
-    check_finite(ln_var, "ln_var")
+    check_mean_ln_var(mean, ln_var)
     _check_mean_of_empty(mean, "mean", reduce)
-    return _reduce(_gaussian_kl(mean, ln_var), reduce)
-
-
-def _gaussian_kl(mean: torch.Tensor, ln_var: torch.Tensor) -> torch.Tensor:
-    # Unchecked elementwise KL, for callers that validated their inputs already.
-    return 0.5 * (mean * mean + torch.exp(ln_var) - ln_var - 1.0)
+    return _reduce(0.5 * (mean * mean + torch.exp(ln_var) - ln_var - 1.0), reduce)
 
 
 def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
@@ -90,9 +80,9 @@ def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torc
     Args:
         x: (batch, n_in) targets in [0, 1]; grey values are allowed (continuous Bernoulli targets).
         y: same shape as ``x``: the decoder's logits, before the sigmoid; finite (a ValueError
-        otherwise).
+            otherwise).
         reduce: ``"sum"`` over every element (not divided by the batch size), ``"mean"``, or
-        ``"no"``.
+            ``"no"``.
     """
     check_reduce(reduce)
     check_tensor(x, "x")
@@ -102,10 +92,6 @@ def bernoulli_nll(x: torch.Tensor, y: torch.Tensor, reduce: str = "sum") -> torc
     check_unit_interval(x, "x")
     check_finite(y, "y")
     _check_mean_of_empty(x, "x", reduce)
-    return _reduce(_bernoulli_nll(x, y), reduce)
-
-
-def _bernoulli_nll(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    # torch's fused kernel computes exactly softplus(y) - x*y in the stable form max(y,0) - x*y +
-    # log1p(exp(-|y|)).
-    return F.binary_cross_entropy_with_logits(y, x, reduction="none")
+    # torch's fused kernel computes softplus(y) - x * y in the stable form
+    # max(y, 0) - x * y + log1p(exp(-|y|))
+    return _reduce(F.binary_cross_entropy_with_logits(y, x, reduction="none"), reduce)

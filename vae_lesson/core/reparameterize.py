@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..infra.checks import check_finite, check_same_device, check_same_shape, check_tensor
+from ..infra.checks import (
+    check_finite,
+    check_mean_ln_var,
+    check_same_device,
+    check_same_shape,
+    check_tensor,
+)
 
 __all__ = ["gaussian"]
 
@@ -25,35 +31,19 @@ def gaussian(
         mean: (batch, n_latent) means.
         ln_var: same shape: log variances, log(sigma**2).
         eps: optional fixed noise of the same shape; drawn from torch's global generator when
-        omitted.
+            omitted.
         return_eps: also return the noise that was used.
 
     Returns:
         z with the shape of ``mean`` (and ``eps`` when ``return_eps`` is true).
     """
-    check_tensor(mean, "mean")
-    check_tensor(ln_var, "ln_var")
-    check_same_shape(mean, ln_var, "mean", "ln_var")
-    check_same_device(mean, ln_var, "mean", "ln_var")
-    check_finite(mean, "mean")
-    check_finite(ln_var, "ln_var")
+    check_mean_ln_var(mean, ln_var)
     if eps is not None:
         check_tensor(eps, "eps")
         check_same_shape(mean, eps, "mean", "eps")
         check_same_device(mean, eps, "mean", "eps")
         check_finite(eps, "eps")
-    return _gaussian(mean, ln_var, eps, return_eps)
-
-
-def _gaussian(
-    mean: torch.Tensor,
-    ln_var: torch.Tensor,
-    eps: torch.Tensor | None = None,
-    return_eps: bool = False,
-):
-    # Unchecked sampler for the models' losses: a NaN there must reach the loss, where train()
-    # reports it.
-    if eps is None:
+    else:
         eps = torch.randn_like(mean)
     z = mean + torch.exp(0.5 * ln_var) * eps
     return (z, eps) if return_eps else z

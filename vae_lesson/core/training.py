@@ -1,5 +1,5 @@
-"""Training: one seeded, deterministic loop for every model in the book, with a history of each
-loss term.
+"""Training: one seeded, deterministic loop for every model in the book, with a history of each loss
+term.
 
 :func:`train_epoch` is the loop chapter 01 writes out (zero_grad, backward, step); :func:`train`
 runs it for many epochs with what a notebook needs around it: seeding, a progress bar, a test
@@ -124,9 +124,8 @@ def _check_data(x, name: str, model: nn.Module) -> None:
         check_batch(x, name, model.n_in)
     check_model_input(x, name, model)
     # One aminmax pass proves the data finite and inside [0, 1] (NaN fails the comparison, inf lies
-    # outside);
-    # the two full checks (an isfinite pass each, ~15x slower than aminmax here) run only to word
-    # the error.
+    # outside); the two full checks (an isfinite pass each, ~15x slower than aminmax here) run only
+    # to word the error.
     if x.numel() and not _finite_unit_interval(x):
         check_finite(x, name)
         check_unit_interval(x, name)
@@ -174,8 +173,7 @@ def evaluate(
     """Mean of each loss term over the examples ``x`` (weighted by batch size), as Python floats.
 
     The model's sampling uses its own seeded generator state, so the result depends only on the
-    weights,
-    and the caller's random stream is left untouched.
+    weights, and the caller's random stream is left untouched.
     """
     _check_model(model)
     _check_data(x, "x", model)
@@ -437,12 +435,10 @@ def load_or_train(
     and save it.
 
     ``checkpoint`` is a path, or a bare name such as ``"vae_2d"`` kept in
-    :func:`vae_lesson.checkpoint_dir`.
-    The checkpoint counts only if it comes from the same model configuration, data and training
-    settings;
-    otherwise the model is trained from scratch and the checkpoint replaced. Returns the History
-    either way.
-    Other keyword arguments are those of :func:`train`.
+    :func:`vae_lesson.checkpoint_dir`. The checkpoint counts only if it comes from the same model
+    configuration, data and training settings; otherwise the model is trained from scratch and the
+    checkpoint replaced. Returns the History either way. Other keyword arguments are those of
+    :func:`train`.
     """
     path = resolve_checkpoint_path(checkpoint)
     return train(

@@ -14,8 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..infra.activations import activation_from_name
-from ..infra.checkpoint import model_config, register_model
+from ..infra.checkpoint import from_keywords, model_config, register_model
 from ..infra.checks import check_codes, check_images, check_kl_weight, check_positive_int
 from .initializers import xavier_init_
 from .losses import bernoulli_nll, gaussian_kl_divergence
@@ -114,14 +113,4 @@ class VAE(nn.Module):
         return lambda x: self.loss(x, C=C, k=k)
 
 
-def _vae_from_config(config: dict) -> VAE:
-    """Rebuild a VAE from ``model.config`` (what a checkpoint stores)."""
-    return VAE(
-        config["n_in"],
-        config["n_latent"],
-        config["n_hidden"],
-        activation_from_name(config["act_func"]),
-    )
-
-
-register_model(VAE, from_config=_vae_from_config)
+register_model(VAE, from_config=from_keywords(VAE))

@@ -1,11 +1,9 @@
 """Checkpoints: a model's weights plus everything needed to rebuild it and continue its training.
 
 A checkpoint is a plain dictionary of tensors, numbers and strings saved with ``torch.save`` and
-read
-back with ``torch.load(..., weights_only=True)``, which never runs code from the file. It is written
-to
-a temporary file and renamed into place, so an interrupted save leaves the previous checkpoint
-intact.
+read back with ``torch.load(..., weights_only=True)``, which never runs code from the file. It is
+written to a temporary file and renamed into place, so an interrupted save leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .activations import activation_name
+from .activations import activation_from_name, activation_name
 from .atomic import atomic_path
 from .checks import check_model_has_values, check_positive_int
 
@@ -27,6 +25,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_dir",
+    "from_keywords",
     "model_config",
     "register_model",
     "MODEL_CLASSES",
@@ -53,9 +52,8 @@ def register_model(cls, from_config=None):
     """Let checkpoints save and rebuild ``cls`` (usable as a class decorator).
 
     The class needs a ``config`` dict of its constructor arguments (plain data), and a way to
-    rebuild
-    it from that dict: a ``from_config`` classmethod, or the function ``from_config(config)`` given
-    here.
+    rebuild it from that dict: a ``from_config`` classmethod, or the function
+    ``from_config(config)`` given here.
     """
     builder = from_config if from_config is not None else getattr(cls, "from_config", None)
     if not callable(builder):
@@ -82,6 +80,20 @@ def model_config(**arguments) -> dict:
             check_positive_int(value, name)
         config[name] = value
     return config
+
+
+def from_keywords(cls):
+    """A ``from_config`` for :func:`register_model`: ``cls(**config)``, with the activation rebuilt
+    from its name. For classes whose ``config`` holds their constructor's keyword arguments, as
+    :func:`model_config` returns them."""
+
+    def from_config(config: dict):
+        arguments = dict(config)
+        if "act_func" in arguments:
+            arguments["act_func"] = activation_from_name(arguments["act_func"])
+        return cls(**arguments)
+
+    return from_config
 
 
 def checkpoint_dir() -> Path:
@@ -139,8 +151,7 @@ def save_checkpoint(
     the path.
 
     ``history`` is a dict of plain lists (``History.as_dict()``), ``settings`` the training settings
-    that
-    produced it, ``rng_state`` a dict of RNG state tensors for an exact resume.
+    that produced it, ``rng_state`` a dict of RNG state tensors for an exact resume.
     """
     path = _check_path(path)
     name = type(model).__name__
@@ -205,8 +216,7 @@ def load_checkpoint(path, model: nn.Module | None = None) -> Checkpoint:
     """Load a checkpoint with ``weights_only=True``.
 
     Without ``model``, the model is rebuilt from the saved constructor arguments. With ``model``,
-    the
-    checkpoint must have been saved from the same class with the same configuration (else a
+    the checkpoint must have been saved from the same class with the same configuration (else a
     CheckpointError names the difference), and the weights are loaded into it.
     """
     if model is not None and not isinstance(model, nn.Module):
@@ -246,8 +256,7 @@ def load_checkpoint(path, model: nn.Module | None = None) -> Checkpoint:
 
 def _state_dict_mismatch(model: nn.Module, saved: dict) -> str:
     """Which weights differ in name or shape between ``model`` and a saved state_dict (torch's own
-    message
-    starts with a line that names neither)."""
+    message starts with a line that names neither)."""
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in saved.items() if isinstance(v, torch.Tensor)}
     parts = [

@@ -71,6 +71,16 @@ def check_same_device(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str
         )
 
 
+def check_mean_ln_var(mean, ln_var) -> None:
+    """The parameters of a diagonal Gaussian: finite float tensors of one shape, on one device."""
+    check_tensor(mean, "mean")
+    check_tensor(ln_var, "ln_var")
+    check_same_shape(mean, ln_var, "mean", "ln_var")
+    check_same_device(mean, ln_var, "mean", "ln_var")
+    check_finite(mean, "mean")
+    check_finite(ln_var, "ln_var")
+
+
 def check_unit_interval(x: torch.Tensor, name: str) -> None:
     """Raise a ValueError if any entry of ``x`` lies outside [0, 1] (or is NaN or infinite)."""
     if x.numel() == 0:
@@ -86,6 +96,20 @@ def check_unit_interval(x: torch.Tensor, name: str) -> None:
             f"{what}, but it contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)"
         )
     raise ValueError(f"{what}, got values in [{lo:g}, {hi:g}]; divide 8-bit images by 255")
+
+
+def check_pixel_values(array: np.ndarray, name: str) -> None:
+    """A NumPy array of images to draw: finite pixel values in [0, 1]."""
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1], but it contains "
+            f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)"
+        )
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1], got values in "
+            f"[{array.min():g}, {array.max():g}]"
+        )
 
 
 def check_not_empty(x: torch.Tensor, name: str) -> None:
@@ -157,7 +181,7 @@ def check_positive_int(value, name: str) -> int:
 
 
 def check_int(value, name: str, minimum: int | None = None) -> int:
-    """A Python int (not a bool), optionally >= ``minimum``: seeds, counts that may be 0,
+    """A Python int (not a bool), optionally >= ``minimum``: seeds, counts that may be 0 and
     indices."""
     if (
         isinstance(value, bool)

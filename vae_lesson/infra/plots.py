@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .checks import check_image_shape
+from .checks import check_image_shape, check_pixel_values
 
 __all__ = [
     "plot_history",
@@ -123,16 +123,7 @@ def _images(images, image_shape, name: str) -> np.ndarray:
             f"{name} must have shape (n, {height * width}) or (n, {height}, {width}) for "
             f"image_shape {(height, width)}, got {array.shape}"
         )
-    if not np.isfinite(array).all():
-        raise ValueError(
-            f"{name} must hold pixel values in [0, 1], but it contains "
-            f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s)"
-        )
-    if array.min() < 0 or array.max() > 1:
-        raise ValueError(
-            f"{name} must hold pixel values in [0, 1], "
-            f"got values in [{array.min():g}, {array.max():g}]"
-        )
+    check_pixel_values(array, name)
     return array.reshape(len(array), height, width)
 
 
