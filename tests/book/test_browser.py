@@ -210,6 +210,26 @@ def test_every_page_loads_with_images_math_and_working_links(browser, site):
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:60])
 
 
+# Opens every folded cell, then lists the code cells whose text is wider than their box.
+CODE_OVERFLOW = r"""
+document.querySelectorAll("details").forEach((details) => { details.open = true; });
+return Array.from(document.querySelectorAll("div.cell_input pre"))
+  .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+  .map((pre) => pre.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a), ""));
+"""
+
+
+def test_no_code_cell_scrolls_sideways_at_1280_px(browser, site):
+    assert browser.execute_script("return window.innerWidth") == 1280
+    problems, n_cells = [], 0
+    for page in _toc_pages():
+        browser.get(site + page + ".html")
+        n_cells += browser.execute_script("return document.querySelectorAll('div.cell_input pre').length")
+        problems += [f"{page}: {line}" for line in browser.execute_script(CODE_OVERFLOW)]
+    assert n_cells > 100  # the check looked at the chapters' code
+    assert not problems, "code cells wider than the page:\n" + "\n".join(problems)
+
+
 # ---------------------------------------------------------------- the latent explorer
 
 

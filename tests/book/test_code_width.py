@@ -1,7 +1,8 @@
 """No code block of a chapter scrolls sideways in the rendered book.
 
-At a 1280 px window the book's code blocks show 68 characters of a line; every line of a code cell
-that the page shows (folded ``hide-input`` cells included) must fit.
+At a 1280 px window a code block of the book shows about 75 characters of a line (measured in
+Chromium); the book keeps every line of a code cell that the page shows (folded ``hide-input`` cells
+included) to 68, with room to spare. ``tests/book/test_browser.py`` checks the rendered blocks themselves.
 """
 
 from __future__ import annotations
