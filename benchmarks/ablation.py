@@ -7,15 +7,16 @@ same examples at one batch size (one epoch per round). Rung by rung:
 2. ``sliced``: batches sliced from the preloaded tensor with a permutation instead of the DataLoader;
 3. ``no .item()``: the loss summed on the tensor side, read once per epoch;
 4. ``fused Adam``: ``torch.optim.Adam(..., fused=True)``;
-5. ``+ finite check``: ``torch.isfinite(loss)`` read every step (vl.train's guard against NaN);
+5. ``+ finite check``: ``torch.isfinite(loss)`` read every step (like vl.train's guard against NaN);
 6. ``manual backward``: the hand-derived gradients of :mod:`vae_lesson.chapters.manual_backward` instead of
    autograd (buffers allocated once, both encoder heads in one product, tanh through a sigmoid);
 7. ``+ direct Adam``: the fused Adam kernel called on the optimizer's state without ``optimizer.step()``'s
-   per-call bookkeeping (what ``vl.train`` does);
+   per-call bookkeeping (what ``vl.train(..., backward="manual")`` does);
 
 and side variants of rung 4: ``foreach Adam`` instead of fused, ``zero_grad(set_to_none=False)``
 instead of True, ``no update (bound)`` (rung 4 without ``optimizer.step()``: what any optimizer could at
-best reach); plus ``vl.train`` itself, with ``backward="autograd"`` and with its default. A second
+best reach); plus ``vl.train`` itself, with its default (``backward="autograd"``) and with the opt-in
+``backward="manual"``. A second
 table times ``vl.evaluate``'s ``inference_mode`` against ``no_grad`` and plain grad mode. Run with
 ``python -m benchmarks --only ablation``.
 """
@@ -34,7 +35,7 @@ from vae_lesson.chapters.manual_backward import _AdamStep
 from ._timing import interleave
 
 LADDER = ("reference", "sliced", "no .item()", "fused Adam", "+ finite check", "manual backward", "+ direct Adam")
-SIDE = ("foreach Adam", "set_to_none=False", "no update (bound)", "vl.train autograd", "vl.train")
+SIDE = ("foreach Adam", "set_to_none=False", "no update (bound)", "vl.train", "vl.train manual")
 
 
 def make_loop(model, x, *, batch_size: int, loader: bool, item: bool, adam: str, set_to_none: bool = True,
@@ -120,8 +121,8 @@ def run(x: torch.Tensor, *, batch_size: int = 100, rounds: int = 5, n_latent: in
                 vl.train(ours, x, num_epochs=1, batch_size=batch_size, seed=calls["n"], quiet=True, backward=backward)
                 return len(x)
             return run, ours
-        loops["vl.train autograd"], _ = run_vl_train("autograd")
-        loops["vl.train"], ours = run_vl_train("manual")
+        loops["vl.train"], _ = run_vl_train("autograd")  # the default
+        loops["vl.train manual"], ours = run_vl_train("manual")  # the opt-in
         result = interleave(loops, rounds)
 
         print(f"\n== ablation: VAE({x.shape[1]}, {n_latent}, {n_hidden}), batch {batch_size}, {torch.get_num_threads()} "
