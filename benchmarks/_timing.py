@@ -37,7 +37,7 @@ def interleave(contenders: dict, rounds: int, warmup: bool = True) -> Rounds:
     """Time ``contenders`` (name -> callable returning the units of work it did) over ``rounds`` rounds.
 
     Odd rounds run the contenders in reverse order, so none is always first or last. With ``warmup``
-    each contender runs once untimed first (allocations, thread pools, lazy initialisation).
+    each contender runs once untimed first (allocations, thread pools, lazy initialization).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")

@@ -274,7 +274,7 @@ def bad_tensor(draw, spec: T, kinds=None):
             if how == "bytes":  # 8-bit images that were not divided by 255
                 value = (base * 255).round()
                 value.view(-1)[0] = 255.0
-            elif how == "shifted":  # e.g. normalised to mean 0
+            elif how == "shifted":  # e.g. normalized to mean 0
                 value = base - 0.5
                 value.view(-1)[0] = -0.5
             else:

@@ -46,7 +46,7 @@ def built_book(tmp_path_factory):
                             env=env, capture_output=True, text=True, timeout=1800)
     log = result.stdout[-6000:] + result.stderr[-6000:]
     assert result.returncode == 0, f"the book build failed:\n{log}"
-    # every notebook came from the cache: jupyter-book recognised what the tool executed
+    # every notebook came from the cache: jupyter-book recognized what the tool executed
     assert "Executing notebook" not in result.stdout + result.stderr, log
     yield out / "_build" / "html"
     shutil.rmtree(out, ignore_errors=True)

@@ -8,7 +8,7 @@ two notebooks with one thread each finish far sooner than the same two one after
 script fills the same cache first, ``--jobs`` notebooks at a time, each kernel limited to one thread
 when more than one runs; the build then finds every notebook in the cache and only renders.
 
-It also closes a gap of jupyter-cache, which recognises a notebook by its code cells alone: after a
+It also closes a gap of jupyter-cache, which recognizes a notebook by its code cells alone: after a
 change to ``vae_lesson`` (or to the torch version) a rebuild would show outputs computed with the
 old code. A fingerprint of the package sources is kept next to the cache; when it changes, every
 notebook runs again.

@@ -109,7 +109,11 @@ def _roles(text: str) -> str:
     text = re.sub(
         r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text
     )
-    text = re.sub(r"\{cite\}`([^`]+)`", lambda m: "(" + m.group(1).replace(",", "; ") + ")", text)
+    text = re.sub(
+        r"\{cite(?::[pt])?\}`([^`]+)`", lambda m: "(" + m.group(1).replace(",", "; ") + ")", text
+    )
+    # a number the book's build pastes in: here, the name of the value the notebook computes
+    text = re.sub(r"\{glue:text\}`(?:[^`]*::)?([A-Za-z_]\w*)(?::[^`]*)?`", r"`\1`", text)
     return text
 
 

@@ -6,6 +6,7 @@ build is `make book`. The fast-mode build itself is the session fixture ``built_
 with the browser test (tests/book/test_browser.py).
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -47,3 +48,25 @@ def test_exercises_have_solutions_in_every_chapter(built_book):
         html = (built_book / f"{name}.html").read_text()
         assert html.count('class="exercise admonition') >= 3, f"{name}: fewer than three exercises"
         assert html.count("solution dropdown") >= 3, f"{name}: solutions are not in dropdowns"
+
+
+def _markdown_source(name: str) -> str:
+    path = ROOT / f"{name}.md"
+    if path.is_file():
+        return path.read_text()
+    notebook = json.loads((ROOT / f"{name}.ipynb").read_text())
+    return "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+
+
+def test_numbers_in_the_text_are_the_builds(built_book):
+    """Every {glue:text} role of a page's text is replaced by the number its notebook computed."""
+    pages_with_glue = 0
+    for name in ["book/intro", *_toc_files()]:
+        roles = re.findall(r"\{glue:text\}`([^`]+)`", _markdown_source(name))
+        html = (built_book / f"{name}.html").read_text()
+        assert "{glue" not in html, f"{name}: a glue role was not replaced"
+        pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', html)
+        assert len(pasted) == len(roles), f"{name}: {len(roles)} glue roles, {len(pasted)} numbers on the page"
+        assert all(re.search(r"\d", text) for text in pasted), f"{name}: a pasted value is not a number: {pasted}"
+        pages_with_glue += bool(roles)
+    assert pages_with_glue >= 5

@@ -39,6 +39,7 @@ INSTALL = ("install Chromium and its driver (Debian: apt-get install chromium ch
            "and selenium (pip install -r requirements.txt)")
 # A pixel drawn on the canvas is the decoded probability rounded to 8 bits; the decoders agree to 1e-5.
 PIXEL_TOLERANCE = 0.5 / 255 + 1e-3
+PHONE_WIDTH = 390  # CSS pixels: a common phone
 
 
 def _toc_pages() -> list[str]:
@@ -57,7 +58,7 @@ def _first_program(*names: str) -> str | None:
 
 # Session scope, like built_book, so that a missing browser skips before the book is built.
 @pytest.fixture(scope="session")
-def browser():
+def _chromium():
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -69,21 +70,45 @@ def browser():
     driver_path = _first_program(os.environ.get("VAE_LESSON_CHROMEDRIVER") or "chromedriver")
     if chromium is None or driver_path is None:
         pytest.skip(f"{'Chromium' if chromium is None else 'chromedriver'} was not found: {INSTALL}")
-    profile = tempfile.mkdtemp(prefix="vae-book-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
-                 "--force-device-scale-factor=1", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver: Selenium would otherwise try to download one.
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    drivers = []
+
+    def start(phone_width: int | None = None):
+        """A headless Chromium: a 1280 x 900 desktop window, or a phone of the given width (Chromium's
+        mobile emulation: the page's viewport meta tag applies and scroll bars take no room)."""
+        profile = tempfile.mkdtemp(prefix="vae-book-chromium-")
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                     "--force-device-scale-factor=1", f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        if phone_width is not None:
+            options.add_experimental_option(
+                "mobileEmulation", {"deviceMetrics": {"width": phone_width, "height": 844, "pixelRatio": 1.0}})
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # An explicit driver: Selenium would otherwise try to download one.
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+        driver.set_page_load_timeout(60)
+        driver.set_script_timeout(60)
+        drivers.append((driver, profile))
+        return driver
+
+    yield start
+    for driver, profile in drivers:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser(_chromium):
+    """Chromium in a 1280 x 900 desktop window."""
+    return _chromium()
+
+
+@pytest.fixture(scope="session")
+def phone(_chromium):
+    """Chromium as a 390 px wide phone."""
+    return _chromium(PHONE_WIDTH)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -228,6 +253,59 @@ def test_no_code_cell_scrolls_sideways_at_1280_px(browser, site):
         problems += [f"{page}: {line}" for line in browser.execute_script(CODE_OVERFLOW)]
     assert n_cells > 100  # the check looked at the chapters' code
     assert not problems, "code cells wider than the page:\n" + "\n".join(problems)
+
+
+# Lists what makes a page unreadable on a phone: the page wider than the screen; a display equation wider than
+# its box with no box of its own to scroll in (clipped), or with its number drawn over it; a table wider than the
+# column that does not scroll in a wrapper of its own.
+PHONE_PROBLEMS = r"""
+const width = document.documentElement.clientWidth;
+const problems = [];
+if (document.documentElement.scrollWidth > width + 1)
+  problems.push(`the page is ${document.documentElement.scrollWidth} px wide on a ${width} px screen`);
+function scroller(element, stop) {  // the element itself or the nearest ancestor below stop that scrolls sideways
+  for (let el = element; el && el !== stop; el = el.parentElement) {
+    const overflow = getComputedStyle(el).overflowX;
+    if (overflow === "auto" || overflow === "scroll") return el;
+  }
+  return null;
+}
+const article = document.querySelector("article") || document.body;
+document.querySelectorAll('mjx-container[display="true"]').forEach((eq) => {
+  const math = eq.querySelector("mjx-math") || eq;
+  const box = scroller(eq, article);
+  const text = eq.textContent.slice(0, 50);
+  if (math.getBoundingClientRect().width > eq.clientWidth + 1 && !box) problems.push(`equation clipped: ${text}`);
+  const number = eq.closest("div.math") && eq.closest("div.math").querySelector("span.eqno");
+  if (number) {
+    const n = number.getBoundingClientRect(), m = math.getBoundingClientRect(), b = eq.getBoundingClientRect();
+    const left = Math.max(m.left, b.left), right = Math.min(m.right, b.right);
+    if (n.left < right - 1 && n.right > left + 1 && n.top < m.bottom - 1 && n.bottom > m.top + 1)
+      problems.push(`equation number ${number.textContent.trim()} drawn over its equation: ${text}`);
+  }
+});
+document.querySelectorAll("article table").forEach((table) => {
+  if (table.getBoundingClientRect().right > width + 1 && !scroller(table.parentElement, article))
+    problems.push(`table wider than the screen: ${table.textContent.trim().slice(0, 50)}`);
+});
+return problems;
+"""
+
+
+def test_every_page_reads_on_a_phone(phone, site):
+    problems, n_equations = [], 0
+    for page in _toc_pages():
+        phone.get(site + page + ".html")
+        assert phone.execute_script("return screen.width") == PHONE_WIDTH
+        phone.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "((window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve()).then(() => done());")
+        n_equations += phone.execute_script('return document.querySelectorAll(\'mjx-container[display="true"]\').length')
+        problems += [f"{page}: {problem}" for problem in phone.execute_script(PHONE_PROBLEMS)]
+        if page == "book/elbo":
+            phone.save_screenshot(str(_screenshot_dir() / "elbo_phone.png"))
+    assert n_equations > 50  # the check saw the book's equations
+    assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
 
 
 # ---------------------------------------------------------------- the latent explorer

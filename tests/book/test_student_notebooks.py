@@ -35,6 +35,7 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
     assert n_exercises >= 3 and len(todos) == n_exercises
     text = "\n".join(c.source for c in student.cells)
     assert "{solution}" not in text and "{exercise}" not in text and "{doc}" not in text and "{eq}" not in text
+    assert "{glue" not in text and "{cite" not in text
     # no line of solution code survives, unless the chapter itself has the same line in its own code
     chapter_code = {line.strip() for c in full.cells if c.cell_type == "code" for line in c.source.splitlines()}
     student_lines = {line.strip() for c in student.cells for line in c.source.splitlines()}
@@ -71,6 +72,14 @@ def test_directives_become_plain_markdown():
     assert "secret" not in markdown and "**Exercise: Title (conceptual)** (ex-x-1)" in markdown
     assert "chapter *elbo*" in markdown and "equation (eq-a)" in markdown and "(kingma2014autoencoding)" in markdown
     assert "$$\na = b\n$$" in markdown
+
+
+def test_glued_numbers_and_author_citations_become_plain_text():
+    markdown, _ = msn.convert_markdown(
+        "A KL of {glue:text}`kl_20d:.1f` nats, {glue:text}`n_used:d` codes, as {cite:t}`hoffman2016elbo` and "
+        "{cite:p}`matsuken2017vae,chainer2017vae` show; also {glue:text}`other.ipynb::gap:.2f`.")
+    assert markdown == ("A KL of `kl_20d` nats, `n_used` codes, as (hoffman2016elbo) and "
+                        "(matsuken2017vae; chainer2017vae) show; also `gap`.")
 
 
 def test_a_student_notebook_runs(generated, tmp_path, monkeypatch):

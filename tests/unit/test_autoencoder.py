@@ -46,7 +46,7 @@ def test_forward_is_decode_of_encode_in_the_unit_interval():
 
 
 def test_an_untrained_autoencoder_costs_about_ln_2_per_pixel():
-    # the chapter's check: Xavier-initialised logits sit near 0, so each pixel costs about ln 2 nats
+    # the chapter's check: Xavier-initialized logits sit near 0, so each pixel costs about ln 2 nats
     vl.set_seed(0)
     model = AutoEncoder(784, 20, 500)
     loss = model.loss(torch.rand(100, 784)).total.item()

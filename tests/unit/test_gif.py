@@ -29,7 +29,7 @@ def test_torch_frames_and_rgb_frames(tmp_path):
     rgb = (np.random.default_rng(1).random((2, 5, 5, 3)) * 255).astype(np.uint8)
     decoded = read_gif(write_gif(rgb, tmp_path / "c.gif"))
     assert decoded.shape[:3] == (2, 5, 5)
-    assert np.abs(decoded[..., :3].astype(int) - rgb).max() <= 40  # GIF palettes quantise colour
+    assert np.abs(decoded[..., :3].astype(int) - rgb).max() <= 40  # GIF palettes quantize colour
 
 
 def test_gif_is_readable_by_others(tmp_path):

@@ -7,7 +7,8 @@ import torch
 
 import vae_lesson as vl
 from vae_lesson.chapters.elbo import LinearGaussianModel, best_mean_field, elbo
-from vae_lesson.chapters.iwae import importance_weighted_bound, iwae_bound, neg_elbo
+from vae_lesson.chapters.iwae import (importance_log_weights, importance_weighted_bound, iwae_bound, iwae_log_weights,
+                                     nested_bounds, neg_elbo)
 from vae_lesson.chapters.reconstruction import ReductionVAE
 
 
@@ -28,7 +29,7 @@ def setting():
 
 
 def _repeated(setting, K, repeats, seed):
-    """(repeats, n) independent draws of L_K, computed in one vectorised call by tiling the data."""
+    """(repeats, n) independent draws of L_K, computed in one vectorized call by tiling the data."""
     model, x, q_mean, q_ln_var, _ = setting
     x_tiled = x.repeat(repeats, 1)
 
@@ -149,3 +150,50 @@ def test_neg_elbo_ignores_how_the_model_was_trained():
     assert abs(many - by_loss) < 0.02 * abs(by_loss) / 10
     with pytest.raises(TypeError, match="encode"):
         neg_elbo(vl.AutoEncoder(64, 2, 8), x)
+
+
+def test_log_weights_give_the_same_bound(setting):
+    _, _, q_mean, q_ln_var, log_joint = setting
+    log_w = importance_log_weights(log_joint, q_mean, q_ln_var, 64, generator=torch.Generator().manual_seed(5))
+    bound = importance_weighted_bound(log_joint, q_mean, q_ln_var, 64, generator=torch.Generator().manual_seed(5))
+    assert log_w.shape == (64, len(q_mean))
+    torch.testing.assert_close(torch.logsumexp(log_w, 0) - math.log(64), bound, rtol=0, atol=1e-12)
+
+
+def test_nested_bounds_are_monotone_for_every_point_and_start_at_the_elbo(setting):
+    model, x, q_mean, q_ln_var, log_joint = setting
+    log_w = importance_log_weights(log_joint, q_mean, q_ln_var, 1024, generator=torch.Generator().manual_seed(6))
+    ks = [1, 2, 4, 16, 64, 256, 1024]
+    bounds = nested_bounds(log_w, ks)
+    for small, large in zip(ks, ks[1:]):
+        assert (bounds[large] >= bounds[small] - 1e-12).all()
+    # K = 1: the mean of the 1024 single-sample ELBOs, within Monte Carlo error of the closed form
+    exact = torch.stack([elbo(model, x[i], q_mean[i], q_ln_var=q_ln_var[i]).elbo for i in range(len(x))])
+    torch.testing.assert_close(bounds[1], log_w.mean(0))
+    stderr = log_w.std(0) / math.sqrt(len(log_w))
+    assert ((bounds[1] - exact).abs() < 4 * stderr).all()
+    # K = M: the ordinary bound on all the samples
+    torch.testing.assert_close(bounds[1024], torch.logsumexp(log_w, 0) - math.log(1024))
+    # one draw of L_1024 is close to log p(x), on either side of it (a bound only in expectation)
+    assert ((bounds[1024] - model.log_marginal(x)).abs() < 0.1).all()
+
+
+def test_nested_bounds_refuse_groups_that_do_not_nest():
+    log_w = torch.zeros(100, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="3 does not divide"):
+        nested_bounds(log_w, [1, 3, 10])
+    with pytest.raises(ValueError, match="does not divide 100"):
+        nested_bounds(log_w, [1, 2, 8])
+    with pytest.raises(ValueError, match="empty"):
+        nested_bounds(log_w, [])
+    with pytest.raises(ValueError, match=r"shape \(M, n\)"):
+        nested_bounds(torch.zeros(5), [1])
+
+
+def test_vae_log_weights_match_iwae_bound():
+    vl.set_seed(0)
+    model = vl.VAE(12, 3, 8)
+    x = torch.rand(7, 12)
+    log_w = iwae_log_weights(model, x, K=32, batch_size=3, seed=4)
+    assert log_w.shape == (32, 7)
+    torch.testing.assert_close(torch.logsumexp(log_w, 0) - math.log(32), iwae_bound(model, x, K=32, batch_size=3, seed=4))

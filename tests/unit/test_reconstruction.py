@@ -125,7 +125,7 @@ def test_saturated_outputs_mse_gradient_vanishes_bce_does_not():
         assert float(g_bce) == pytest.approx(s - 1, rel=1e-5)           # d/dy [softplus(y) - y]
         assert float(g_mse) == pytest.approx(2 * (s - 1) * s * (1 - s), rel=1e-4)
         assert abs(float(g_mse)) < 0.02 * abs(float(g_bce))
-    # grey target 0.3: both losses are minimised at output 0.3, BCE's minimum is not zero
+    # grey target 0.3: both losses are minimized at output 0.3, BCE's minimum is not zero
     x = torch.full((1, 1), 0.3)
     y = torch.full((1, 1), math.log(0.3 / 0.7), requires_grad=True)
     for kind in ("bce", "mse"):

@@ -107,7 +107,7 @@ def _check_covariance(cov, name: str, dtype: Optional[torch.dtype] = None) -> No
     scale = cov.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(cov.dtype).tiny)
     if not torch.allclose(cov / scale, cov.transpose(-1, -2) / scale, rtol=0, atol=1e-8):
         raise ValueError(
-            f"{name} must be symmetric (a covariance matrix); symmetrise it with 0.5 * (C + C.T)"
+            f"{name} must be symmetric (a covariance matrix); symmetrize it with 0.5 * (C + C.T)"
         )
     _, info = torch.linalg.cholesky_ex(cov)
     if bool((info != 0).any()):
@@ -815,7 +815,7 @@ def plot_elbo_along_line(
         color=_PURPLE,
         lw=2,
         ls="--",
-        label="−KL(q ‖ p(z)) (regularisation)",
+        label="−KL(q ‖ p(z)) (regularization)",
     )
     right.plot(tt, best.elbo.numpy(), color=_BLUE, lw=2, label="ELBO = sum of the two")
     right.axvline(1.0, color="0.5", lw=0.8, ls=":")

@@ -408,7 +408,7 @@ def quadrature_gradient(
     if d > 3:
         raise ValueError(f"quadrature needs num_nodes**d points; use d <= 3, got d = {d}")
     check_positive_int(num_nodes, "num_nodes")
-    # Probabilists' Hermite nodes/weights integrate against exp(-x^2 / 2); normalise to N(0, 1).
+    # Probabilists' Hermite nodes/weights integrate against exp(-x^2 / 2); normalize to N(0, 1).
     nodes, weights = np.polynomial.hermite_e.hermegauss(num_nodes)
     nodes = torch.as_tensor(nodes, dtype=mean.dtype)
     weights = torch.as_tensor(weights / math.sqrt(2 * math.pi), dtype=mean.dtype)

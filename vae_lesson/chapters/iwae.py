@@ -27,13 +27,19 @@ from ..infra.checks import (
     check_seed,
     check_tensor,
 )
+from .swiss_roll import gaussian_nll
 
-__all__ = ["importance_weighted_bound", "iwae_bound", "neg_elbo"]
+__all__ = [
+    "importance_log_weights",
+    "importance_weighted_bound",
+    "nested_bounds",
+    "iwae_bound",
+    "iwae_log_weights",
+    "neg_elbo",
+]
 
-_LOG_2PI = math.log(2 * math.pi)
 
-
-def importance_weighted_bound(
+def importance_log_weights(
     log_joint,
     q_mean: torch.Tensor,
     q_ln_var: torch.Tensor,
@@ -42,9 +48,9 @@ def importance_weighted_bound(
     generator: torch.Generator | None = None,
     chunk_size: int = 100,
 ) -> torch.Tensor:
-    """L_K for each of n data points, given a diagonal Gaussian proposal q(z|x).
+    """The log importance weights log w_k = log p(x, z_k) - log q(z_k | x), z_k ~ q(z | x): (K, n).
 
-    The proposal is q(z|x) = N(q_mean, exp(q_ln_var)).
+    The proposal is the diagonal Gaussian q(z|x) = N(q_mean, exp(q_ln_var)).
 
     Args:
         log_joint: function of z (k, n, d) returning log p(x, z) of shape (k, n) for the n
@@ -52,10 +58,8 @@ def importance_weighted_bound(
         q_mean, q_ln_var: (n, d) mean and log variance of q(z|x) for each data point.
         K: number of importance samples per data point.
         generator: torch.Generator for the samples (reproducible estimates).
-        chunk_size: samples processed at once (bounds memory: chunk_size * n decoder outputs).
-
-    Returns:
-        (n,) the estimate L_K of log p(x) for each data point, in nats.
+        chunk_size: samples passed to ``log_joint`` at once (bounds memory: chunk_size * n
+            decoder outputs).
     """
     if not callable(log_joint):
         raise TypeError(
@@ -81,10 +85,9 @@ def importance_weighted_bound(
     n, d = q_mean.shape
     # All noise drawn up front (K * n * d numbers is small), so chunking never changes the estimate.
     eps = torch.randn(K, n, d, generator=generator, dtype=q_mean.dtype, device=q_mean.device)
-    z = q_mean + torch.exp(0.5 * q_ln_var) * eps
-    # log N(z; mean, std^2), (K, n)
-    log_q = -0.5 * (d * _LOG_2PI + q_ln_var.sum(-1) + (eps * eps).sum(-1))
-    chunk_lse = []
+    z = gaussian(q_mean.expand_as(eps), q_ln_var.expand_as(eps), eps)  # mean + sigma * eps
+    log_q = -gaussian_nll(z, q_mean, q_ln_var).sum(-1)  # (K, n)
+    log_w = []
     for start in range(0, K, chunk_size):
         k = min(chunk_size, K - start)
         log_p = log_joint(z[start : start + k])
@@ -98,9 +101,58 @@ def importance_weighted_bound(
             raise ValueError(
                 "log_joint returned NaN or +infinite log densities; check the model and the data"
             )
-        chunk_lse.append(torch.logsumexp(log_p - log_q[start : start + k], dim=0))
-    # log sum over all K = logsumexp of the per-chunk log sums; then divide by K.
-    return torch.logsumexp(torch.stack(chunk_lse), dim=0) - math.log(K)
+        log_w.append(log_p - log_q[start : start + k])
+    return torch.cat(log_w)
+
+
+def importance_weighted_bound(
+    log_joint,
+    q_mean: torch.Tensor,
+    q_ln_var: torch.Tensor,
+    K: int,
+    *,
+    generator: torch.Generator | None = None,
+    chunk_size: int = 100,
+) -> torch.Tensor:
+    """L_K for each of n data points, given a diagonal Gaussian proposal q(z|x): (n,) nats.
+
+    L_K = log (1/K) sum_k w_k, computed as a log-sum-exp of :func:`importance_log_weights`
+    (the arguments are the same).
+    """
+    log_w = importance_log_weights(
+        log_joint, q_mean, q_ln_var, K, generator=generator, chunk_size=chunk_size
+    )
+    return torch.logsumexp(log_w, dim=0) - math.log(K)
+
+
+def nested_bounds(log_w: torch.Tensor, ks) -> dict:
+    """L_K for every K in ``ks`` from one set of log weights ``log_w`` (M, n): {K: (n,) nats}.
+
+    The M samples are split into M // K disjoint groups of K, and L_K is averaged over the
+    groups, so every estimate uses all M samples. ``ks`` must increase, each K dividing the next
+    and the last dividing M. Then every group of a larger K is a union of groups of the smaller
+    one, and by Jensen's inequality (the log of a mean of means is at least the mean of their logs)
+    the estimates can only grow with K, for every data point: the curve is monotone by
+    construction, not only in expectation. K = 1 gives the mean of the M single-sample ELBOs.
+    """
+    check_tensor(log_w, "log_w")
+    if log_w.dim() != 2 or log_w.shape[0] == 0:
+        raise ValueError(f"log_w must have shape (M, n) with M >= 1, got {tuple(log_w.shape)}")
+    ks = list(ks)
+    if not ks:
+        raise ValueError("ks is empty: give at least one number of samples K")
+    for K in ks:
+        check_positive_int(K, "K")
+    M = log_w.shape[0]
+    for small, large in zip(ks, ks[1:] + [M]):
+        if large % small:
+            raise ValueError(
+                f"each K in ks must divide the next and the last must divide M = {M}, so the "
+                f"groups are nested; {small} does not divide {large} (try powers of two)"
+            )
+    return {
+        K: (torch.logsumexp(log_w.reshape(M // K, K, -1), dim=1) - math.log(K)).mean(0) for K in ks
+    }
 
 
 def _check_vae_like(model) -> None:
@@ -189,12 +241,45 @@ def iwae_bound(
     check_positive_int(chunk_size, "chunk_size")
 
     def per_batch(xb, mean, ln_var, generator):
-        def log_joint(z):
-            log_prior = -0.5 * (z.shape[-1] * _LOG_2PI + (z * z).sum(-1))
-            return model.log_likelihood(xb, z) + log_prior
-
         return importance_weighted_bound(
-            log_joint, mean, ln_var, K, generator=generator, chunk_size=chunk_size
+            _log_joint(model, xb), mean, ln_var, K, generator=generator, chunk_size=chunk_size
         )
 
     return _over_batches(model, x, batch_size, seed, per_batch)
+
+
+@torch.inference_mode()
+def iwae_log_weights(
+    model: nn.Module,
+    x: torch.Tensor,
+    K: int,
+    *,
+    batch_size: int = 100,
+    seed: int = 0,
+    chunk_size: int = 50,
+) -> torch.Tensor:
+    """The K log importance weights of each example for a trained VAE: (K, n) nats.
+
+    The same samples as :func:`iwae_bound` with the same ``K``, ``batch_size`` and ``seed``:
+    ``logsumexp(w, 0) - log K`` of the result is its L_K. Pass them to :func:`nested_bounds` to
+    get L_K for several K from one set of samples.
+    """
+    check_positive_int(K, "K")
+    check_positive_int(chunk_size, "chunk_size")
+
+    def per_batch(xb, mean, ln_var, generator):
+        return importance_log_weights(
+            _log_joint(model, xb), mean, ln_var, K, generator=generator, chunk_size=chunk_size
+        ).t()  # (b, K): _over_batches joins batches along dim 0
+
+    return _over_batches(model, x, batch_size, seed, per_batch).t()
+
+
+def _log_joint(model: nn.Module, xb: torch.Tensor):
+    """log p(x, z) = log p(x | z) + log N(z; 0, I) as a function of z (k, b, d) -> (k, b)."""
+
+    def log_joint(z):
+        log_prior = -gaussian_nll(z, torch.zeros_like(z), torch.zeros_like(z)).sum(-1)
+        return model.log_likelihood(xb, z) + log_prior
+
+    return log_joint

@@ -17,7 +17,7 @@ factor for a fixed minibatch size B and number of pixels P per image:
 ``"sample_sum"``  ``l.sum() / B``: sum over the pixels of an        ``1``
                   image, mean over the images (the ELBO's)
 ``"batch_sum"``   ``l.sum()``: sum over every pixel of every        ``B``
-                  image (what you optimise when a framework is
+                  image (what you optimize when a framework is
                   handed the unreduced loss tensor)
 ================  ===============================================  ========================
 
@@ -164,7 +164,7 @@ class ReconstructionLoss(NamedTuple):
     Defined in chapter 07 (notebooks/07_loss_choice.ipynb).
     """
 
-    total: torch.Tensor  # the loss training minimises
+    total: torch.Tensor  # the loss training minimizes
     mse_per_pixel: torch.Tensor  # squared error, pixel mean
     bce_per_pixel: torch.Tensor  # cross-entropy, pixel mean
 
@@ -204,7 +204,7 @@ class ReductionVAELoss(NamedTuple):
     Defined in chapter 07 (notebooks/07_loss_choice.ipynb).
     """
 
-    total: torch.Tensor  # the loss training minimises
+    total: torch.Tensor  # the loss training minimizes
     reconstruction: torch.Tensor  # R: -E_q[log p(x | z)]
     kl: torch.Tensor  # K: KL(q(z | x) || p(z))
 
@@ -234,7 +234,7 @@ class ReductionVAE(VAE):
 
 
 # ------------------------------------------------------------------------------
-# checkpoints and the short optimiser runs
+# checkpoints and the short optimizer runs
 # ------------------------------------------------------------------------------
 
 
@@ -266,7 +266,7 @@ def train_steps(
     seed: int = 0,
     copy_model: bool = True,
 ):
-    """A few optimiser steps on a fixed, seeded sequence of minibatches, for comparing optimisers.
+    """A few optimizer steps on a fixed, seeded sequence of minibatches, for comparing optimizers.
 
     Unlike :func:`vae_lesson.train` (always Adam), this lets you pick plain SGD, and it records the
     loss of every step. The minibatch order depends only on ``seed``, so two calls see exactly the

@@ -1,4 +1,4 @@
-"""The vector-quantised VAE (VQ-VAE) of van den Oord, Vinyals and Kavukcuoglu (2017), small enough
+"""The vector-quantized VAE (VQ-VAE) of van den Oord, Vinyals and Kavukcuoglu (2017), small enough
 for a CPU.
 
 The encoder maps a square image of side ``image_size`` (28 by default; any positive multiple of 4,

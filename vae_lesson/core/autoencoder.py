@@ -28,7 +28,7 @@ class AELoss(NamedTuple):
     Defined in chapter 01 (notebooks/01_autoencoder.ipynb).
     """
 
-    total: torch.Tensor  # what training minimises
+    total: torch.Tensor  # what training minimizes
     reconstruction: torch.Tensor  # all of it, for an autoencoder
 
 
