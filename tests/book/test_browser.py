@@ -308,6 +308,25 @@ def test_every_page_reads_on_a_phone(phone, site):
     assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
 
 
+def test_a_solution_opens_wherever_its_title_is_clicked(browser, site):
+    """The title of a folded solution links to its exercise; a click on that link must open the solution,
+    not jump away (the book's _static/dropdowns.css)."""
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = site + "notebooks/07_loss_choice.html"
+    browser.get(page)
+    solution = browser.find_element(By.CSS_SELECTOR, "div.solution.dropdown")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", solution)
+    content = solution.find_element(By.CSS_SELECTOR, "section")
+    assert not content.is_displayed()
+    link = solution.find_element(By.CSS_SELECTOR, ".admonition-title a")
+    ActionChains(browser).move_to_element(link).click().perform()
+    WebDriverWait(browser, 5).until(lambda driver: content.is_displayed())
+    assert browser.current_url == page
+
+
 # ---------------------------------------------------------------- the latent explorer
 
 
