@@ -175,7 +175,7 @@ class VectorQuantizer(nn.Module):
             check_positive_int(size, name)
         self.beta = check_number(beta, "beta", minimum=0)
         self.n_codes, self.code_dim = n_codes, code_dim
-        self.codebook = nn.Embedding(n_codes, code_dim)  # e_1..e_K
+        self.codebook = nn.Embedding(n_codes, code_dim)  # e_1..e_M
         # small codes near the origin, where the first z_e will be
         nn.init.uniform_(self.codebook.weight,
                          -1.0 / n_codes, 1.0 / n_codes)
@@ -250,8 +250,8 @@ class VQVAE(nn.Module):
 
     Args:
         in_channels: image channels (1 for grey images, 3 for colour).
-        n_codes: codebook size K.
-        code_dim: size D of each code vector.
+        n_codes: codebook size M.
+        code_dim: size d of each code vector.
         hidden: channels of the hidden convolutions.
         beta: commitment weight.
         image_size: side S of the square input images, a positive multiple of 4 (two halvings must
