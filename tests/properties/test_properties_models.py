@@ -65,15 +65,6 @@ def _bootstrap_oracle(kind, value, result):
         assert set(result[:, j].tolist()) <= set(value[:, j].tolist())
 
 
-def _nearest_oracle(kind, value, result):
-    """Images of another layout (same pixels per image) or float dtype: the distances computed directly."""
-    if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()
-            and value.dim() >= 2 and value[0].numel() == 4):
-        return "reject"
-    expected = torch.cdist(value.reshape(len(value), -1).double(), CODES[:, :1].repeat(1, 4).double()).min(1).values
-    close(result, expected, torch.float32, value.dtype)
-
-
 def _perplexity_oracle(kind, value, result):
     """Counts as integers, another float dtype, a list or an array, with zeros allowed: exp(entropy)."""
     counts = np.asarray(value.float() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16
@@ -151,15 +142,6 @@ CASES += [
          lambda v: conv.per_pixel(100.0, v), words={"choice": ("must be",)}),
     Case("history_per_pixel(image_shape)", ("image_shape",), bad_choice((0, 28, 28), (28.0, 28.0), 784, None),
          lambda v: conv.history_per_pixel({"train": {"total": [1.0]}, "test": {}}, v), words={"choice": ("must be",)}),
-    Case("nearest_distance(images)", ("images",), bad_tensor(T((3, 4))),
-         lambda v: conv.nearest_distance(v, CODES[:, :1].repeat(1, 4)), _nearest_oracle,
-         words={"size": ("image size", "empty"), "ndim": ("shape", "image size")}),
-    Case("nearest_distance(reference)", ("reference",), bad_tensor(T((5, 4))),
-         lambda v: conv.nearest_distance(CODES[:3, :1].repeat(1, 4), v), lambda k, v, r: "reject"
-         if not is_float_dtype(k, v) else close(r, torch.cdist(CODES[:3, :1].repeat(1, 4).double(), v.double()).min(1).values,
-                                                torch.float32, v.dtype),
-         words={"size": ("image size", "empty"), "ndim": ("shape", "image size")}),
-    Case("nearest_distance(batch_size)", ("batch_size",), bad_int(), lambda v: conv.nearest_distance(CODES, CODES, v)),
     Case("count_parameters(model)", ("model",), MODEL_TYPES, lambda v: conv.count_parameters(v), words={"type": ("Module",)}),
     # vqvae.py
     Case("VQVAE.encode(x)", ("x",), bad_tensor(IMAGES8), lambda v: VQ.encode(v),

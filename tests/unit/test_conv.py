@@ -172,12 +172,6 @@ def test_per_pixel_helpers():
     assert data["train"]["total"] == [1.0, 0.5] and data["test"]["total"] == [2.0]
 
 
-def test_nearest_distance():
-    reference = torch.tensor([[0.0, 0.0], [1.0, 0.0]]).reshape(2, 1, 1, 2)
-    images = torch.tensor([[0.0, 0.5], [0.9, 0.0]]).reshape(2, 1, 1, 2)
-    assert torch.allclose(conv.nearest_distance(images, reference), torch.tensor([0.5, 0.1]))
-
-
 def test_clear_errors_on_bad_inputs():
     model = ConvVAE(1, 28)
     with pytest.raises(ValueError, match=r"unsqueeze\(1\)"):

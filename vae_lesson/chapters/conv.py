@@ -67,7 +67,6 @@ __all__ = [
     "plot_loss_per_pixel",
     "image_rows",
     "count_parameters",
-    "nearest_distance",
 ]
 
 
@@ -302,38 +301,6 @@ def uniform_codes(
     if not low < high:
         raise ValueError(f"low and high must be finite with low < high, got {low!r} and {high!r}")
     return low + (high - low) * torch.rand(n, n_latent, generator=generator)
-
-
-@torch.inference_mode()
-def nearest_distance(
-    images: torch.Tensor, reference: torch.Tensor, batch_size: int = 500
-) -> torch.Tensor:
-    """For each of ``images`` (n, ...) the Euclidean pixel distance to the closest of ``reference``
-    (m, ...).
-
-    Both are float tensors of finite values with at least one image each; the distance is computed
-    in float32.
-    """
-    for value, name in ((images, "images"), (reference, "reference")):
-        check_tensor(value, name)
-        if value.dim() < 2 or value.shape[0] == 0 or value[0].numel() == 0:
-            raise ValueError(
-                f"{name} must be a non-empty batch of images (n, ...), got shape "
-                f"{tuple(value.shape)}" + (" (empty)" if value.numel() == 0 else "")
-            )
-        check_finite(value, name)
-    check_positive_int(batch_size, "batch_size")
-    a, b = images.reshape(len(images), -1).float(), reference.reshape(len(reference), -1).float()
-    if a.device != b.device:
-        raise ValueError(
-            f"images is on {a.device} but reference is on {b.device}; move both to one device"
-        )
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"images and reference must have the same image size, got {tuple(images.shape[1:])} "
-            f"and {tuple(reference.shape[1:])}"
-        )
-    return torch.cat([torch.cdist(chunk, b).min(dim=1).values for chunk in a.split(batch_size)])
 
 
 # -------------------------------------------------------------------------------------------------
