@@ -97,12 +97,16 @@ mathjax: $(MATHJAX_DIR)/tex-chtml.js
 
 # Notebooks are executed first, two at a time with one thread each, into jupyter-book's cache
 # (tools/execute_notebooks.py: it also re-executes everything when vae_lesson changed, and stops
-# naming the notebook and cell when one fails); the build then renders from the cache.
+# naming the notebook and cell when one fails); the build then renders from the cache. Last, the
+# reference numbers the chapters recorded are checked against tests/expected_reference_numbers.json
+# (tools/reference_numbers.py): a model whose numbers moved beyond the tolerance fails the build
+# until the table is updated with the reason.
 JOBS          ?= 2
 book: setup mathjax
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
+	$(PY) tools/reference_numbers.py check
 
 ## The printable edition: every page of the built book printed by headless Chromium into one PDF,
 ## and each PDF page rendered to PNG in _build/pdf/pages for a look.

@@ -70,3 +70,20 @@ def test_numbers_in_the_text_are_the_builds(built_book):
         assert all(re.search(r"\d", text) for text in pasted), f"{name}: a pasted value is not a number: {pasted}"
         pages_with_glue += bool(roles)
     assert pages_with_glue >= 5
+
+
+def test_reference_numbers_match_the_committed_table(built_book):
+    """The models the fast-mode build trained give the numbers of tests/expected_reference_numbers.json.
+
+    `make book` checks the full-size ("book") profile the same way after its build.
+    """
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import reference_numbers
+
+    results = built_book.parents[1] / "generated" / "reference_results_fast.json"
+    problems = reference_numbers.check(results, "fast")
+    assert not problems, "\n".join(problems) + (
+        "\nIf intended: python tools/reference_numbers.py update --profile fast --results <file> --because '...'"
+    )

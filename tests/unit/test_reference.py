@@ -3,11 +3,17 @@
 import json
 
 import pytest
-import torch
 
 import vae_lesson as vl
 from vae_lesson.chapters.iwae import neg_elbo
-from vae_lesson.chapters.reference import load_results, record_result, record_row, results_table
+from vae_lesson.chapters.reference import (
+    compare_with_expected,
+    load_results,
+    record_result,
+    record_row,
+    results_path,
+    results_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +51,87 @@ def test_record_load_and_replace(trained, tmp_path):
     assert rows[1]["data"] == "replaced"
 
 
-def test_fast_mode_records_nothing(trained, tmp_path, monkeypatch):
-    model, history, digits = trained
+def test_fast_mode_records_in_its_own_file(trained, tmp_path, monkeypatch):
+    model, history, _ = trained
+    monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path))
+    record_result("05_vae", "VAE", model, history, data="book")
     monkeypatch.setenv("VAE_LESSON_FAST", "1")
-    record_result("05_vae", "VAE", model, history, data="d", path=tmp_path / "r.json")
-    assert not (tmp_path / "r.json").exists()
+    assert results_path().name == "reference_results_fast.json"
+    record_result("05_vae", "VAE", model, history, data="fast")
+    assert [row["data"] for row in load_results()] == ["fast"]
+    monkeypatch.delenv("VAE_LESSON_FAST")
+    assert [row["data"] for row in load_results()] == ["book"]
+
+
+def _row(**changes):
+    row = {"chapter": "05_vae", "name": "VAE", "model": "VAE", "data": "MNIST", "pixels": "continuous",
+           "latent": 20, "epochs": 15, "seed": 0, "iwae_k": 100, "test_neg_elbo": 122.25,
+           "test_iwae": 116.13, "metric": "test MSE per pixel 0.0284, 12 active dims"}
+    return {**row, **changes}
+
+
+def test_the_build_matches_an_identical_table_and_numbers_within_the_tolerance():
+    expected = {"05_vae/VAE": _row()}
+    assert compare_with_expected([_row()], expected) == []
+    # 1 % of 122.25 plus 0.1 nats is 1.32 nats; 2 % of a metric's numbers
+    assert compare_with_expected([_row(test_neg_elbo=122.25 + 1.3, test_iwae=116.13 - 1.2)], expected) == []
+    assert compare_with_expected([_row(metric="test MSE per pixel 0.0289, 12 active dims")], expected) == []
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"test_neg_elbo": 122.25 + 1.4}, "test_neg_elbo is 123.65 nats, expected 122.25"),
+    ({"test_iwae": 110.0}, "test_iwae is 110.00 nats, expected 116.13"),
+    ({"test_iwae": None}, "test_iwae is None"),
+    ({"epochs": 16}, "epochs is 16, expected 15"),
+    ({"data": "MNIST (full)"}, "data is 'MNIST (full)'"),
+    ({"metric": "test MSE per pixel 0.0300, 12 active dims"}, "beyond the tolerance"),
+    ({"metric": "test MSE per pixel 0.0284, 11 active dims"}, "beyond the tolerance"),
+    ({"metric": "test BCE 0.0284, 12 active dims"}, "metric reads 'test BCE"),
+])
+def test_a_change_beyond_the_tolerance_names_the_model_and_the_number(changes, words):
+    problems = compare_with_expected([_row(**changes)], {"05_vae/VAE": _row()})
+    assert len(problems) == 1 and problems[0].startswith("05_vae/VAE: ") and words in problems[0], problems
+
+
+def test_a_missing_or_new_model_is_a_difference():
+    other = _row(name="VAE, 2-D")
+    problems = compare_with_expected([other], {"05_vae/VAE": _row()})
+    assert problems == ["05_vae/VAE: expected but not recorded by the build",
+                        "05_vae/VAE, 2-D: recorded but not in the expected table"]
+
+
+def test_the_tool_updates_the_table_with_a_reason_and_then_checks_it(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import reference_numbers
+
+    results, expected = tmp_path / "results.json", tmp_path / "expected.json"
+    results.write_text(json.dumps({"05_vae/VAE": _row()}))
+    with pytest.raises(SystemExit, match="--because"):
+        reference_numbers.update(results, "book", " ", expected)
+    assert reference_numbers.main(["update", "--results", str(results), "--expected", str(expected),
+                                   "--because", "first table"]) == 0
+    table = json.loads(expected.read_text())
+    assert list(table) == ["about", "tolerance", "profiles", "changes"]
+    assert table["changes"][-1]["because"] == "first table" and table["changes"][-1]["profile"] == "book"
+    assert reference_numbers.main(["check", "--results", str(results), "--expected", str(expected)]) == 0
+    results.write_text(json.dumps({"05_vae/VAE": _row(test_neg_elbo=130.0)}))
+    assert reference_numbers.main(["check", "--results", str(results), "--expected", str(expected)]) == 1
+    out = capsys.readouterr().out
+    assert "05_vae/VAE: test_neg_elbo is 130.00 nats, expected 122.25" in out and "--because" in out
+    with pytest.raises(ValueError, match="no profile 'fast'"):
+        reference_numbers.check(results, "fast", expected)
+
+
+def test_the_committed_table_has_both_profiles_and_a_reason_for_each():
+    from pathlib import Path
+    table = json.loads((Path(__file__).resolve().parents[2] / "tests" / "expected_reference_numbers.json").read_text())
+    assert set(table["profiles"]) == {"book", "fast"}
+    assert {change["profile"] for change in table["changes"]} >= {"book", "fast"}
+    book = table["profiles"]["book"]
+    vaes = [key for key, row in book.items() if row["test_neg_elbo"] is not None]
+    assert "05_vae/VAE, 20-D latent" in vaes and len(vaes) >= 10
 
 
 def test_an_interrupted_write_keeps_the_previous_file(trained, tmp_path, monkeypatch):

@@ -6,6 +6,12 @@ output folder (written atomically), and the reference chapter renders them with
 continuous or binarized, since their likelihoods are not comparable), which latent size, how many
 epochs, which seed, how long it took on which machine, the test negative ELBO per image and, for
 VAEs, an importance-weighted estimate.
+
+The numbers are also kept honest: :func:`compare_with_expected` checks a build's rows against a
+committed table of expected values (``tests/expected_reference_numbers.json``), so that a change
+in any model's numbers beyond a stated tolerance is seen and explained
+(``tools/reference_numbers.py``).
+Fast-mode rows go to a separate file and are checked against their own table.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import html
 import json
 import os
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -29,9 +36,14 @@ __all__ = [
     "results_table",
     "results_path",
     "machine_description",
+    "compare_with_expected",
+    "expected_rows",
+    "TOLERANCE",
 ]
 
 RESULTS_FILE = "reference_results.json"
+# Fast-mode rows (tiny runs, for the test suite) never mix with the book's.
+FAST_RESULTS_FILE = "reference_results_fast.json"
 COLUMNS = (
     ("name", "model (chapter)"),
     ("data", "data"),
@@ -47,8 +59,11 @@ COLUMNS = (
 
 
 def results_path() -> Path:
-    """The JSON file the rows are kept in (inside :func:`vae_lesson.infra.settings.output_dir`)."""
-    return output_dir() / RESULTS_FILE
+    """The JSON file the rows are kept in (inside :func:`vae_lesson.infra.settings.output_dir`).
+
+    In fast mode, a separate file: the tiny runs of the test suite never reach the book's table.
+    """
+    return output_dir() / (FAST_RESULTS_FILE if fast_mode() else RESULTS_FILE)
 
 
 def machine_description() -> str:
@@ -119,7 +134,7 @@ def record_result(
             loss of ``history``.
         latent: the latent size, when ``model.config["n_latent"]`` does not say it, e.g.
             "7x7 grid, 64 codes".
-    Rows from fast mode are not recorded (their numbers mean nothing).
+    In fast mode the row goes to the fast-mode file (see :func:`results_path`).
     """
     if not history.epoch_seconds:
         raise ValueError("history is empty: record a model after training it")
@@ -174,8 +189,7 @@ def record_row(
     """Add (or replace) a row from numbers rather than from a model: results of several runs.
 
     ``epochs`` and ``seed`` may be strings such as "seeds 0-2"; ``train_seconds`` is the total over
-    the runs the row stands for. The other arguments are those of :func:`record_result`. Not
-    recorded in fast mode.
+    the runs the row stands for. The other arguments are those of :func:`record_result`.
     """
     row = {
         "chapter": chapter,
@@ -193,8 +207,6 @@ def record_row(
         "metric": metric,
         "machine": machine_description(),
     }
-    if fast_mode():
-        return row
     path = Path(path) if path is not None else results_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = {f"{r['chapter']}/{r['name']}": r for r in load_results(path)}
@@ -246,3 +258,79 @@ def results_table(rows, fmt: str = "html") -> str:
         '<table class="table" style="font-size: 0.8em">'
         f"<thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table>"
     )
+
+
+# --- The committed table of expected numbers -------------------------------------------------
+
+# Training is seeded and, on one machine and one torch version, bit for bit repeatable; across
+# processors the last bits of a matrix product can differ and training carries that a little
+# further. A number may move by this much before the check fails.
+TOLERANCE = {
+    "nats_relative": 0.01,  # test -ELBO and IWAE: within 1 % of the expected value ...
+    "nats_absolute": 0.1,  # ... plus 0.1 nats (for the swiss roll's numbers near zero)
+    "metric_relative": 0.02,  # each number in "other test metric": within 2 %
+}
+# What a row was trained with: these must match exactly.
+CONFIGURATION = ("model", "data", "pixels", "latent", "epochs", "seed", "iwae_k")
+_NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
+
+
+def expected_rows(table: dict, profile: str) -> dict:
+    """The expected rows of ``profile`` ("book" or "fast") in a table read from its JSON file."""
+    try:
+        return table["profiles"][profile]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"the expected table has no profile {profile!r}; it has "
+            f"{sorted((table or {}).get('profiles', {}))}"
+        ) from None
+
+
+def _numbers(text: str):
+    return [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
+
+
+def _close(actual: float, expected: float, relative: float, absolute: float = 0.0) -> bool:
+    return abs(actual - expected) <= relative * abs(expected) + absolute
+
+
+def compare_with_expected(rows, expected: dict, tolerance: dict | None = None) -> list:
+    """Every difference between recorded ``rows`` and the ``expected`` rows, as sentences.
+
+    ``rows`` is what :func:`load_results` returns; ``expected`` maps "chapter/name" to a row. A
+    model recorded but not expected, expected but not recorded, trained with another
+    configuration (:data:`CONFIGURATION`), or whose numbers moved beyond ``tolerance``
+    (:data:`TOLERANCE`) is a difference. An empty list means the build reproduced the table.
+    """
+    tol = {**TOLERANCE, **(tolerance or {})}
+    actual = {f"{row['chapter']}/{row['name']}": row for row in rows}
+    problems = []
+    for key in sorted(set(expected) - set(actual)):
+        problems.append(f"{key}: expected but not recorded by the build")
+    for key in sorted(set(actual) - set(expected)):
+        problems.append(f"{key}: recorded but not in the expected table")
+    for key in sorted(set(actual) & set(expected)):
+        got, want = actual[key], expected[key]
+        for field in CONFIGURATION:
+            if got.get(field) != want.get(field):
+                problems.append(
+                    f"{key}: {field} is {got.get(field)!r}, expected {want.get(field)!r}"
+                )
+        for field in ("test_neg_elbo", "test_iwae"):
+            a, e = got.get(field), want.get(field)
+            if (a is None) != (e is None):
+                problems.append(f"{key}: {field} is {a}, expected {e}")
+            elif a is not None and not _close(a, e, tol["nats_relative"], tol["nats_absolute"]):
+                problems.append(
+                    f"{key}: {field} is {a:.2f} nats, expected {e:.2f} "
+                    f"(a change of {a - e:+.2f}, beyond the tolerance)"
+                )
+        a_text, e_text = got.get("metric") or "", want.get("metric") or ""
+        a_nums, e_nums = _numbers(a_text), _numbers(e_text)
+        if _NUMBER.sub("#", a_text) != _NUMBER.sub("#", e_text) or len(a_nums) != len(e_nums):
+            problems.append(f"{key}: metric reads {a_text!r}, expected {e_text!r}")
+        elif not all(_close(a, e, tol["metric_relative"]) for a, e in zip(a_nums, e_nums)):
+            problems.append(
+                f"{key}: metric reads {a_text!r}, expected {e_text!r} (beyond the tolerance)"
+            )
+    return problems
