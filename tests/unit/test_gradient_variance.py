@@ -167,8 +167,8 @@ def test_score_function_variance_is_larger_on_both_objectives():
 
 
 def test_variance_falls_like_one_over_k_for_independent_draws():
-    # (Not for the leave-one-out baseline: its draws share the other draws' values, so K * Var
-    # falls with K.)
+    # (Not for the leave-one-out baseline: its draws share the other draws' values, so k * Var
+    # falls with k.)
     ks = torch.tensor([1.0, 10.0, 100.0], dtype=F64)
     result = variance_experiment(
         square,
@@ -180,7 +180,7 @@ def test_variance_falls_like_one_over_k_for_independent_draws():
         estimators=("pathwise", "score"),
     )
     for name, stats in result.stats.items():
-        scaled = stats["variance"][:, 0] * ks  # K * Var: constant if Var ~ 1/K
+        scaled = stats["variance"][:, 0] * ks  # k * Var: constant if Var ~ 1/k
         scaled_se = stats["variance_se"][:, 0] * ks
         for i in range(1, 3):
             assert abs(scaled[i] - scaled[0]) < 4 * math.hypot(scaled_se[i], scaled_se[0]), name
@@ -198,7 +198,7 @@ def test_variance_experiment_is_seeded_and_plots():
         )
     assert torch.isnan(
         a.stats["score_baseline"]["mean"][0]
-    ).all()  # no leave-one-out baseline with K = 1
+    ).all()  # no leave-one-out baseline with k = 1
     fig = plot_variance(a, closed_form={"pathwise": 4 * 0.64})
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
@@ -229,7 +229,7 @@ def test_variance_experiment_is_seeded_and_plots():
                 square, MU, SIGMA, torch.zeros(1, 1, dtype=F64), baseline="leave-one-out"
             ),
             ValueError,
-            "K >= 2",
+            "k >= 2",
         ),
         (
             lambda: score_function_samples(
@@ -270,7 +270,7 @@ def test_computation_graph_figure_names_every_node_and_marks_the_stochastic_ones
         "mathbf{x}",
         "encoder",
         "boldsymbol{\\mu}",
-        "ln\\boldsymbol{\\sigma}^2",
+        "log\\boldsymbol{\\sigma}^2",
         "varepsilon} \\sim",
         "mathbf{z} \\sim",
         "mathbf{z} =",
@@ -306,7 +306,7 @@ def test_variance_table_and_ratio_match_the_stats():
     )
     assert (
         means[0].split()[-1] == "-" and kvars[0].split()[-1] == "-"
-    )  # no leave-one-out baseline with K = 1
+    )  # no leave-one-out baseline with k = 1
 
 
 def test_the_experiment_runs_the_estimators_it_is_given():

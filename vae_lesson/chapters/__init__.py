@@ -2,6 +2,7 @@
 
 | module | chapter |
 | --- | --- |
+| ``gap_example`` | the ELBO chapter (``book/elbo.md``), its figure of the gap |
 | ``swiss_roll`` | 02, the manifold hypothesis (the point VAE) |
 | ``elbo`` | 03, the ELBO checked on a linear-Gaussian model |
 | ``gradient_variance`` | 04, the pathwise and score-function estimators |

@@ -1,12 +1,13 @@
-"""Drawn diagrams: the VAE's computation graph before and after the reparameterization trick."""
+"""Drawn diagrams: the VAE at a glance (the introduction), and its computation graph before and
+after the reparameterization trick (chapter 04)."""
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon
 
-__all__ = ["reparameterization_graph"]
+__all__ = ["reparameterization_graph", "vae_overview"]
 
 # Okabe-Ito colours (safe for the common colour-vision deficiencies).
 _BLUE, _ORANGE, _VERMILLION, _SKY = "#0072B2", "#E69F00", "#D55E00", "#56B4E9"
@@ -67,7 +68,7 @@ def _panel(ax, title, after: bool):
     x = _node(ax, (0.7, 2.4), r"$\mathbf{x}$", width=1.0)
     enc = _node(ax, (2.6, 2.4), "encoder\n" + r"$\phi$", width=1.6, height=1.0)
     mu = _node(ax, (4.8, 3.4), r"$\boldsymbol{\mu}$", width=1.1)
-    lnvar = _node(ax, (4.8, 1.4), r"$\ln\boldsymbol{\sigma}^2$", width=1.3)
+    lnvar = _node(ax, (4.8, 1.4), r"$\log\boldsymbol{\sigma}^2$", width=1.3)
     if after:
         z = _node(
             ax,
@@ -178,4 +179,116 @@ def reparameterization_graph() -> Figure:
         Line2D([], [], color=_VERMILLION, lw=2, ls=(0, (4, 2)), label="gradient of the loss"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=10)
+    return fig
+
+
+def _trapezoid(ax, x, y, *, narrowing: bool, text: str, width=1.5, tall=1.9, short=0.9):
+    """An encoder (narrowing to the right) or a decoder (widening): a trapezoid with a label."""
+    left, right = (tall, short) if narrowing else (short, tall)
+    corners = [
+        (x - width / 2, y - left / 2),
+        (x + width / 2, y - right / 2),
+        (x + width / 2, y + right / 2),
+        (x - width / 2, y + left / 2),
+    ]
+    patch = Polygon(corners, closed=True, facecolor=_DETERMINISTIC_FILL, edgecolor=_BLUE, lw=1.4)
+    ax.add_patch(patch)
+    ax.text(x, y, text, ha="center", va="center", fontsize=10, zorder=3)
+    return {"x": x, "y": y, "w": width, "h": tall, "patch": patch}
+
+
+def _brace(ax, x0, x1, y, text, colour):
+    """A bracket under [x0, x1] at height y, with a caption below it."""
+    ax.plot([x0, x0, x1, x1], [y + 0.12, y, y, y + 0.12], color=colour, lw=1.5)
+    ax.text((x0 + x1) / 2, y - 0.12, text, ha="center", va="top", fontsize=10, color=colour)
+
+
+def vae_overview() -> Figure:
+    """The VAE at a glance: encoder, the sampled code, decoder, and the two terms of the loss.
+
+    Blue boxes compute; the orange dashed box is the one random draw; the two brackets are the two
+    terms of the loss (the negative ELBO); the grey dashed path is how new images are generated.
+    """
+    fig = Figure(figsize=(7.2, 3.35), layout="constrained")
+    ax = fig.subplots()
+    ax.set_xlim(0, 10.6)
+    ax.set_ylim(-0.65, 4.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    y = 1.9
+    x_in = _node(ax, (0.65, y), "image\n" + r"$\mathbf{x}$", width=1.1, height=1.0, fontsize=10)
+    enc = _trapezoid(ax, 2.45, y, narrowing=True, text="encoder\n" + r"$\phi$")
+    mu = _node(ax, (4.15, y + 0.55), r"$\boldsymbol{\mu}$", width=0.9, height=0.6)
+    lnvar = _node(ax, (4.15, y - 0.55), r"$\log\boldsymbol{\sigma}^2$", width=1.1, height=0.6)
+    z = _node(
+        ax,
+        (5.85, y),
+        r"$\mathbf{z} = \boldsymbol{\mu} + \boldsymbol{\sigma} \odot \boldsymbol{\varepsilon}$",
+        width=1.85,
+        height=0.7,
+        fontsize=10,
+    )
+    eps = _node(
+        ax,
+        (5.85, y + 1.3),
+        r"$\boldsymbol{\varepsilon} \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$",
+        stochastic=True,
+        width=1.7,
+        height=0.6,
+        fontsize=10,
+    )
+    dec = _trapezoid(ax, 7.75, y, narrowing=False, text="decoder\n" + r"$\theta$")
+    x_out = _node(
+        ax,
+        (9.7, y),
+        "mean image\n" + r"$\mathbb{E}[\mathbf{x} \mid \mathbf{z}]$",
+        width=1.5,
+        height=1.0,
+        fontsize=10,
+    )
+    for a, b in ((x_in, enc), (enc, mu), (enc, lnvar), (mu, z), (lnvar, z), (eps, z), (z, dec)):
+        _arrow(ax, a, b)
+    _arrow(ax, dec, x_out)
+    # Generating: a code from the prior goes straight into the decoder.
+    ax.annotate(
+        "",
+        xy=(7.75, y + 0.98),
+        xytext=(7.75, 3.75),
+        arrowprops={"arrowstyle": "-|>", "color": "0.45", "lw": 1.3, "ls": (0, (3, 2))},
+    )
+    ax.text(
+        7.9,
+        3.45,
+        "to generate: decode\n" + r"$\mathbf{z} \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$",
+        ha="left",
+        va="center",
+        fontsize=10,
+        color="0.3",
+    )
+    _brace(
+        ax,
+        3.5,
+        6.8,
+        0.75,
+        "KL term: keeps\n" + r"$q(\mathbf{z} \mid \mathbf{x})$ near $p(\mathbf{z})$",
+        _VERMILLION,
+    )
+    _brace(
+        ax,
+        7.05,
+        10.45,
+        0.75,
+        "reconstruction term:\n"
+        + r"$-\log p(\mathbf{x} \mid \mathbf{z})$, compares with $\mathbf{x}$",
+        _BLUE,
+    )
+    ax.text(
+        0.1,
+        -0.4,
+        "loss = reconstruction term + KL term = −ELBO",
+        ha="left",
+        va="center",
+        fontsize=10,
+        fontweight="bold",
+    )
     return fig
