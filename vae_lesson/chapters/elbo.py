@@ -475,19 +475,19 @@ def elbo(model, x, q_mean, q_cov=None, *, q_ln_var=None):
     check_q(model, x, q_mean, q_cov, q_ln_var)
     if q_ln_var is not None:  # a diagonal q, as an encoder gives it
         q_cov = torch.diag_embed(q_ln_var.exp())
-    m, C = q_mean, q_cov
+    m, V = q_mean, q_cov
     W, b, s2 = model.W, model.b, model.sigma**2
     D, d = model.data_dim, model.latent_dim
-    # E_q ||x - W z - b||^2 = ||x - W m - b||^2 + tr(W C W^T)
+    # E_q ||x - W z - b||^2 = ||x - W m - b||^2 + tr(W V W^T)
     residual = x - (m @ W.T + b)
-    spread = (W @ C @ W.T).diagonal(dim1=-2, dim2=-1).sum(-1)
+    spread = (W @ V @ W.T).diagonal(dim1=-2, dim2=-1).sum(-1)
     squares = (residual**2).sum(-1) + spread
     log_2pi_s2 = math.log(2 * math.pi * s2)
     expected = -0.5 * (D * log_2pi_s2 + squares / s2)
     # KL(q || p(z)) with the prior p(z) = N(0, I)
     zero = torch.zeros(d, dtype=model.dtype)
     eye = torch.eye(d, dtype=model.dtype)
-    kl = gaussian_kl(m, C, zero, eye)
+    kl = gaussian_kl(m, V, zero, eye)
     return ELBO(expected - kl, expected, kl)
 
 
@@ -528,15 +528,15 @@ class MonteCarloELBO(NamedTuple):
     Defined in chapter 03 (notebooks/03_elbo_check.ipynb).
     """
 
-    estimate: torch.Tensor  # the mean of the K terms
-    standard_error: torch.Tensor  # their std / sqrt(K)
-    num_samples: int  # K
+    estimate: torch.Tensor  # the mean of the k terms
+    standard_error: torch.Tensor  # their std / sqrt(k)
+    num_samples: int  # k
 
 
 def elbo_monte_carlo(
     model, x, q_mean, q_cov=None, *, q_ln_var=None, num_samples, generator=None, analytic_kl=False
 ):
-    """The ELBO estimated from K = num_samples draws z = m + L eps.
+    """The ELBO estimated from k = num_samples draws z = m + L eps.
 
     analytic_kl=False averages log p(x, z) - log q(z | x);
     analytic_kl=True averages log p(x | z), minus KL(q || p(z)).
@@ -547,11 +547,11 @@ def elbo_monte_carlo(
     check_sampling(num_samples, generator, "num_samples")
     if q_ln_var is not None:
         q_cov = torch.diag_embed(q_ln_var.exp())
-    K = num_samples
+    k = num_samples
     L = torch.linalg.cholesky(q_cov)  # q_cov = L L^T
-    eps = torch.randn(K, *q_mean.shape, generator=generator, dtype=model.dtype)  # (K, ..., d)
+    eps = torch.randn(k, *q_mean.shape, generator=generator, dtype=model.dtype)  # (k, ..., d)
     z = q_mean + (L @ eps.unsqueeze(-1)).squeeze(-1)  # z ~ q
-    log_likelihood = model.log_likelihood(x, z)  # (K, ...)
+    log_likelihood = model.log_likelihood(x, z)  # (k, ...)
     if analytic_kl:
         kl = elbo(model, x, q_mean, q_cov).kl_to_prior
         terms = log_likelihood - kl
@@ -559,8 +559,8 @@ def elbo_monte_carlo(
         log_q = gaussian_log_density(z, q_mean, q_cov)
         terms = log_likelihood + model.log_prior(z) - log_q
     nan = torch.full_like(terms[0], float("nan"))
-    sd = terms.std(0) if K > 1 else nan  # one draw: no spread
-    return MonteCarloELBO(terms.mean(0), sd / math.sqrt(K), K)
+    sd = terms.std(0) if k > 1 else nan  # one draw: no spread
+    return MonteCarloELBO(terms.mean(0), sd / math.sqrt(k), k)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -620,7 +620,7 @@ def monte_carlo_convergence(
     elbo=elbo,
     elbo_monte_carlo=elbo_monte_carlo,
 ) -> dict:
-    """Monte Carlo ELBO estimates of one data point x (D,) for each K in ``sample_sizes``, both
+    """Monte Carlo ELBO estimates of one data point x (D,) for each k in ``sample_sizes``, both
     estimators.
 
     Returns a dict with "sample_sizes" and, for "full" (every term sampled) and "analytic_kl", the
@@ -635,7 +635,7 @@ def monte_carlo_convergence(
         )
     sample_sizes = [check_positive_int(k, "sample_sizes entries") for k in sample_sizes]
     if not sample_sizes:
-        raise ValueError("sample_sizes must name at least one number of samples K")
+        raise ValueError("sample_sizes must name at least one number of samples k")
     check_seed(seed)
     _check_function(elbo, "elbo")
     _check_function(elbo_monte_carlo, "elbo_monte_carlo")
@@ -664,11 +664,11 @@ def monte_carlo_convergence(
 
 
 def convergence_table(table: dict) -> str:
-    """:func:`monte_carlo_convergence`'s result as text: estimate, s.e., |error| / s.e. per K."""
+    """:func:`monte_carlo_convergence`'s result as text: estimate, s.e., |error| / s.e. per k."""
     exact = table["exact"]
     lines = [
         f"{'':8s}{'all sampled':^30s}  {'KL in closed form':^30s}",
-        f"{'K':>8s}" + f"{'estimate':>12s}{'s.e.':>9s}{'|err|/se':>9s}  " * 2,
+        f"{'k':>8s}" + f"{'estimate':>12s}{'s.e.':>9s}{'|err|/se':>9s}  " * 2,
     ]
     for i, k in enumerate(table["sample_sizes"]):
         row = f"{k:8,d}"
@@ -680,8 +680,8 @@ def convergence_table(table: dict) -> str:
 
 
 def plot_monte_carlo_convergence(table: dict) -> Figure:
-    """Left: each estimate +- 2 standard errors against K (log axis), with the closed form.
-    Right: |error| and the standard error against K, log-log, with a 1/sqrt(K) guide."""
+    """Left: each estimate +- 2 standard errors against k (log axis), with the closed form.
+    Right: |error| and the standard error against k, log-log, with a 1/sqrt(k) guide."""
     ks = torch.tensor(table["sample_sizes"], dtype=torch.float64)
     exact = table["exact"]
     fig = Figure(figsize=(10.5, 4.2), layout="constrained")
@@ -720,18 +720,18 @@ def plot_monte_carlo_convergence(table: dict) -> Figure:
         right.plot(ks, se, color=color, ls="-", lw=1.2, label=f"standard error, {short}")
     left.axhline(exact, color="black", lw=1, label=f"closed-form ELBO = {exact:.4f}")
     left.set_xscale("log")
-    left.set_xlabel("Monte Carlo samples K")
+    left.set_xlabel("Monte Carlo samples k")
     left.set_ylabel("ELBO estimate (nats), ± 2 s.e.")
     left.set_title("Estimates close in on the closed form")
     left.legend(fontsize=8, loc="lower right")
     left.grid(True, alpha=0.3)
     guide = table["full"]["standard_error"][0] * (ks[0] / ks).sqrt()
-    right.plot(ks, guide, color="0.5", ls=":", label=r"$\propto 1/\sqrt{K}$")
+    right.plot(ks, guide, color="0.5", ls=":", label=r"$\propto 1/\sqrt{k}$")
     right.set_xscale("log")
     right.set_yscale("log")
-    right.set_xlabel("Monte Carlo samples K")
+    right.set_xlabel("Monte Carlo samples k")
     right.set_ylabel("nats")
-    right.set_title("Error and standard error fall like 1/√K")
+    right.set_title("Error and standard error fall like 1/√k")
     right.legend(fontsize=7.5, loc="lower left")
     right.grid(True, which="major", alpha=0.3)
     return fig

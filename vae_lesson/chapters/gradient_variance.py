@@ -14,8 +14,8 @@ which is what a VAE needs for its encoder (with f the decoder's loss). Two per-s
   because E[grad log q] = 0.
 
 Both are computed with autograd, as one would in a real model (the score function from a surrogate
-loss). With K draws the estimate is the average of K per-sample estimates; its variance is the
-per-sample variance over K.
+loss). With k draws the estimate is the average of k per-sample estimates; its variance is the
+per-sample variance over k.
 
 Shapes: ``mean`` and ``sigma`` are (d,); ``f`` maps (..., d) -> (...).
 
@@ -198,7 +198,7 @@ def _check_eps(eps, mean) -> None:
     check_tensor(eps, "eps")
     if eps.dim() < 2 or eps.shape[-1] != mean.shape[0]:
         raise ValueError(
-            f"eps must have shape (..., K, d) with d = len(mean) = {mean.shape[0]}, "
+            f"eps must have shape (..., k, d) with d = len(mean) = {mean.shape[0]}, "
             f"got {tuple(eps.shape)}"
         )
     if eps.numel() == 0:
@@ -222,7 +222,7 @@ def _check_estimator_functions(pathwise, score_function) -> None:
 
 
 def _checked_draws(draws, eps: torch.Tensor, name: str) -> torch.Tensor:
-    """What an estimator returned: one gradient per draw, a tensor shaped like eps (..., K, d)."""
+    """What an estimator returned: one gradient per draw, a tensor shaped like eps (..., k, d)."""
     if not isinstance(draws, torch.Tensor) or draws.shape != eps.shape:
         got = tuple(draws.shape) if isinstance(draws, torch.Tensor) else type(draws).__name__
         raise ValueError(
@@ -249,7 +249,7 @@ def _check_baseline(baseline, eps) -> None:
             )
         if eps.shape[-2] < 2:
             raise ValueError(
-                "a leave-one-out baseline needs at least 2 draws per estimate (K >= 2)"
+                "a leave-one-out baseline needs at least 2 draws per estimate (k >= 2)"
             )
         return
     check_number(baseline, "baseline")
@@ -259,7 +259,7 @@ def check_gradient_args(f, mean, sigma, eps, baseline: Baseline = None) -> tuple
     """The arguments of :func:`pathwise_samples` and :func:`score_function_samples`.
 
     f must be callable, mean a finite (d,) tensor, sigma a positive number or (d,) tensor, eps a
-    finite (..., K, d) tensor on mean's device, baseline None, a number or "leave-one-out" (K >= 2).
+    finite (..., k, d) tensor on mean's device, baseline None, a number or "leave-one-out" (k >= 2).
     Returns mean and sigma, sigma as a (d,) tensor of mean's dtype.
     """
     _check_f(f)
@@ -293,8 +293,8 @@ def pathwise_samples(f, mean, sigma, eps):
     """Per-draw pathwise gradients grad f(mean + sigma * eps).
 
     f: (..., d) -> (...), differentiable; mean: (d,); sigma: (d,)
-    or a number; eps: (..., K, d) standard-normal noise.
-    Returns (..., K, d): one estimate of the gradient per draw.
+    or a number; eps: (..., k, d) standard-normal noise.
+    Returns (..., k, d): one estimate of the gradient per draw.
     Defined in chapter 04 (notebooks/04_reparameterization.ipynb).
     """
     mean, sigma = check_gradient_args(f, mean, sigma, eps)
@@ -303,7 +303,7 @@ def pathwise_samples(f, mean, sigma, eps):
     mu = mean.detach().expand(eps.shape).clone().requires_grad_()
     with torch.enable_grad():
         z = mu + sigma * eps  # the reparameterization
-        values = check_values(f(z), z)  # f of each draw: (..., K)
+        values = check_values(f(z), z)  # f of each draw: (..., k)
         (grad,) = torch.autograd.grad(values.sum(), mu)
     return grad
 
@@ -314,17 +314,17 @@ def score_function_samples(f, mean, sigma, eps, baseline=None):
     z = mean + sigma * eps; arguments as in pathwise_samples, but f
     need not be differentiable. baseline: None (b = 0), a number b,
     or "leave-one-out": for draw i, b is the mean of f over the
-    other K - 1 draws of the same estimate (needs K >= 2).
+    other k - 1 draws of the same estimate (needs k >= 2).
     Defined in chapter 04 (notebooks/04_reparameterization.ipynb).
     """
     mean, sigma = check_gradient_args(f, mean, sigma, eps, baseline)
     mu = mean.detach().expand(eps.shape).clone().requires_grad_()
     z = (mean + sigma * eps).detach()  # a plain draw: no path to mu
     with torch.no_grad():
-        values = check_values(f(z), z)  # (..., K)
+        values = check_values(f(z), z)  # (..., k)
         if baseline == "leave-one-out":
-            K = values.shape[-1]
-            b = (values.sum(-1, keepdim=True) - values) / (K - 1)
+            k = values.shape[-1]
+            b = (values.sum(-1, keepdim=True) - values) / (k - 1)
         else:
             b = 0.0 if baseline is None else baseline
     with torch.enable_grad():
@@ -353,13 +353,13 @@ def gradient_estimates(
     pathwise: Callable = pathwise_samples,
     score_function: Callable = score_function_samples,
 ) -> torch.Tensor:
-    """``num_trials`` independent gradient estimates, each the average of ``num_samples`` (K) draws.
+    """``num_trials`` independent gradient estimates, each the average of ``num_samples`` (k) draws.
 
     Args:
         f: (..., d) -> (...).
         mean: (d,); sigma: (d,) or a number.
-        estimator: "pathwise", "score" or "score_baseline" (leave-one-out baseline, K >= 2).
-        num_samples: K draws per estimate.
+        estimator: "pathwise", "score" or "score_baseline" (leave-one-out baseline, k >= 2).
+        num_samples: k draws per estimate.
         num_trials: how many independent estimates.
         generator: torch.Generator for the noise.
         max_draws_per_chunk: trials are processed in chunks of at most this many draws (memory).
@@ -484,7 +484,7 @@ class DecoderLoss(torch.nn.Module):
 
 
 class VarianceResult(NamedTuple):
-    """Results of :func:`variance_experiment`, one row per K.
+    """Results of :func:`variance_experiment`, one row per k.
 
     ``stats[name]`` holds (len(sample_sizes), d) tensors: ["mean"], the mean of the trial
     estimates; ["mean_se"], its standard error; ["variance"], the variance of one estimate across
@@ -511,10 +511,10 @@ def variance_experiment(
     pathwise: Callable = pathwise_samples,
     score_function: Callable = score_function_samples,
 ) -> VarianceResult:
-    """Mean and variance of each estimator over ``num_trials`` repetitions, for each K in
+    """Mean and variance of each estimator over ``num_trials`` repetitions, for each k in
     ``sample_sizes``.
 
-    Seeded: the same arguments give the same numbers. The leave-one-out baseline skips K = 1.
+    Seeded: the same arguments give the same numbers. The leave-one-out baseline skips k = 1.
     ``pathwise`` and ``score_function`` are the per-draw estimators the experiment runs (see
     :func:`gradient_estimates`): chapter 04 passes the ones it defines.
     """
@@ -532,7 +532,7 @@ def variance_experiment(
             raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
     sizes = [check_positive_int(k, "sample_sizes entries") for k in sample_sizes]
     if not sizes:
-        raise ValueError("sample_sizes must name at least one number of draws K")
+        raise ValueError("sample_sizes must name at least one number of draws k")
     check_positive_int(num_trials, "num_trials")
     if num_trials < 2:
         raise ValueError(
@@ -573,13 +573,13 @@ def variance_experiment(
 
 
 def variance_table(result: VarianceResult, component: int = 0) -> str:
-    """Two text tables, one row per K: the mean of the estimates +- its standard error, then
-    K * variance of one estimate (constant in K when the variance falls like 1/K), for each
+    """Two text tables, one row per k: the mean of the estimates +- its standard error, then
+    k * variance of one estimate (constant in k when the variance falls like 1/k), for each
     estimator. "-" where not measured."""
     names = list(result.stats)
     short = {"pathwise": "pathwise", "score": "score", "score_baseline": "score+LOO"}
     width = 18
-    header = f"{'K':>5s}" + "".join(f"{short[n]:>{width}s}" for n in names)
+    header = f"{'k':>5s}" + "".join(f"{short[n]:>{width}s}" for n in names)
     means, kvars = [header], [header]
     for i, k in enumerate(result.sample_sizes):
         row_m, row_v = f"{k:5d}", f"{k:5d}"
@@ -598,13 +598,13 @@ def variance_table(result: VarianceResult, component: int = 0) -> str:
     return "\n".join(
         ["mean of the estimates ± standard error"]
         + means
-        + ["", "K × variance of one estimate"]
+        + ["", "k × variance of one estimate"]
         + kvars
     )
 
 
 def variance_ratio(result: VarianceResult, numerator: str, denominator: str = "pathwise") -> tuple:
-    """Var[numerator] / Var[denominator] over every K (and component) where both were measured:
+    """Var[numerator] / Var[denominator] over every k (and component) where both were measured:
     (geometric mean, smallest, largest)."""
     ratio = result.stats[numerator]["variance"] / result.stats[denominator]["variance"]
     ratio = ratio[~torch.isnan(ratio)]
@@ -617,13 +617,13 @@ def plot_variance(
     closed_form: Optional[dict] = None,
     title: str = "Gradient estimators of d/dμ E[f(z)]",
 ) -> Figure:
-    """Two panels: variance of one estimate vs K (log-log), and the mean estimate +- 2 s.e. vs K.
+    """Two panels: variance of one estimate vs k (log-log), and the mean estimate +- 2 s.e. vs k.
 
     Args:
         result: from :func:`variance_experiment`.
         component: which coordinate of the gradient to show.
         closed_form: optional {estimator name: per-sample variance}; drawn as wide pale lines
-            variance / K.
+            variance / k.
         title: figure title.
     """
     ks = np.asarray(result.sample_sizes, dtype=float)
@@ -668,11 +668,11 @@ def plot_variance(
             )
     if closed_form:
         ax_var.plot(
-            [], [], ls="-", color="0.3", lw=7, alpha=0.25, label="closed form, variance / K"
+            [], [], ls="-", color="0.3", lw=7, alpha=0.25, label="closed form, variance / k"
         )
     ax_var.set_xscale("log")
     ax_var.set_yscale("log")
-    ax_var.set_xlabel("draws per estimate K")
+    ax_var.set_xlabel("draws per estimate k")
     ax_var.set_ylabel("variance of one gradient estimate")
     ax_var.set_title(f"Variance over {result.num_trials:,} repeated estimates")
     ax_var.grid(True, which="major", alpha=0.3)
@@ -682,7 +682,7 @@ def plot_variance(
             float(result.exact_gradient[component]), color="black", lw=1, label="exact gradient"
         )
     ax_mean.set_xscale("log")
-    ax_mean.set_xlabel("draws per estimate K")
+    ax_mean.set_xlabel("draws per estimate k")
     ax_mean.set_ylabel("mean of the estimates (± 2 s.e.)")
     ax_mean.set_title("Both estimators are unbiased")
     ax_mean.grid(True, alpha=0.3)
