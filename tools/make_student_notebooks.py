@@ -7,7 +7,8 @@ For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
 - every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives),
   and its solution removed; after the exercises, one code cell per exercise: a ``# TODO`` stub
   quoting the exercise;
-- code cells tagged ``solution`` replaced by such a stub;
+- code cells tagged ``solution`` replaced by such a stub; hidden cells tagged ``exercise-numbers``
+  (they run the solutions' code so that the book's solutions quote the build's numbers) dropped;
 - code cells tagged ``long-training`` preceded by a note: they load a trained model from a
   ``checkpoints`` folder next to the notebook when the teacher provides one (``--checkpoints``
   copies this machine's), and train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR``
@@ -188,6 +189,8 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
             continue
         if cell.cell_type != "code":
             cells.append(cell)
+            continue
+        if "exercise-numbers" in tags:  # runs the solutions' code for the book's text: dropped
             continue
         if "solution" in tags:
             cells.append(
