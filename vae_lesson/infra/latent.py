@@ -192,9 +192,9 @@ def class_centroids(z: torch.Tensor, labels, n_classes: int | None = None) -> to
 def interpolate(z_from: torch.Tensor, z_to: torch.Tensor, n_frames: int) -> torch.Tensor:
     """Evenly spaced points on the straight line from ``z_from`` to ``z_to``, both ends included.
 
-    Frame f is ``(1 - s) * z_from + s * z_to`` with ``s = f / (n_frames - 1)``, so s runs from 0 to
-    1. In the article's notation, ``t * z_0 + (1 - t) * z_7`` with z_from = z_0 and z_to = z_7, this
-    is t = 1 - s: the first frame (t = 1) is z_from and the last (t = 0) is z_to.
+    Frame f is ``(1 - t) * z_from + t * z_to`` with ``t = f / (n_frames - 1)``, so t runs from 0 to
+    1, as in chapter 05's walk ``(1 - t) * z_0 + t * z_7``. (The original article writes that line
+    as ``t * z_0 + (1 - t) * z_7``, with t running the other way.)
 
     Args:
         z_from, z_to: (n_latent,) points of the same shape.
@@ -224,8 +224,8 @@ def interpolate(z_from: torch.Tensor, z_to: torch.Tensor, n_frames: int) -> torc
         raise ValueError(
             f"n_frames must be an integer >= 2 (both ends are included), got {n_frames!r}"
         )
-    s = torch.linspace(0.0, 1.0, n_frames, dtype=z_from.dtype, device=z_from.device).unsqueeze(1)
-    return (1 - s) * z_from + s * z_to
+    t = torch.linspace(0.0, 1.0, n_frames, dtype=z_from.dtype, device=z_from.device).unsqueeze(1)
+    return (1 - t) * z_from + t * z_to
 
 
 def latent_grid(extent: float = 2.0, n: int = 15) -> tuple[torch.Tensor, torch.Tensor]:
