@@ -106,14 +106,16 @@ def test_training_a_few_epochs_lowers_the_loss():
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(4)
-    model = ConvVAE(3, 32, n_latent=5)
+    model = ConvVAE(3, 32, n_latent=5, width=8)
     path = vl.save_checkpoint(tmp_path / "conv.pt", model)
     loaded = vl.load_checkpoint(path).model
     assert isinstance(loaded, ConvVAE) and loaded.config == {
         "in_channels": 3,
         "image_size": 32,
         "n_latent": 5,
+        "width": 8,
     }
+    assert loaded.dec_out.in_channels == 8 and loaded.encoder[-3].out_channels == 64
     z = torch.randn(2, 5)
     assert torch.equal(loaded.decode(z), model.eval().decode(z))
     ae = ConvAutoEncoder(1, 28, n_latent=3)
@@ -275,3 +277,13 @@ def test_weights_that_diverged_stop_training_with_a_clear_error():
         model.loss(x)
     with pytest.raises(vl.NonFiniteLossError):
         vl.train(model, x, num_epochs=1, batch_size=5, quiet=True)
+
+
+def test_the_defaults_are_the_articles_network_and_width_scales_every_layer():
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(ConvVAE(1, 28)) == 1_350_529  # the total that ex-conv-1's solution derives by hand
+    half = ConvVAE(1, 28, n_latent=8, width=16)
+    channels = [m.out_channels for m in half.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert channels == [16, 32, 64, 128, 64, 32, 16, 1]
+    with pytest.raises(ValueError, match="width"):
+        ConvVAE(1, 28, width=0)

@@ -5,19 +5,20 @@ Chapter 06 (notebooks/06_conv_vae.ipynb) defines :class:`ConvVAE` and :class:`Co
 module keeps the same code for later chapters, with the helpers the chapter only calls (the input
 check, the weight initialization, sampling codes for an autoencoder, losses per pixel, image rows).
 
-Encoder (ReLU after every layer except the two linear heads):
+Encoder (ReLU after every layer except the two linear heads); the channel counts are multiples of
+``width`` = w, 32 in the original article (so 32, 64, 128, 256 there):
 
     x (channels, H, W)
-    1x1 conv  -> 32 channels   (H, W)       a per-pixel bottleneck: mixes the colour channels only
-    3x3 conv, stride 2, padding 1 -> 64     ceil(H/2)    28 -> 14,  32 -> 16
-    3x3 conv, stride 2, padding 1 -> 128    ceil(H/4)    14 -> 7,   16 -> 8
-    3x3 conv, stride 2, padding 1 -> 256    ceil(H/8)    7 -> 4,    8 -> 4
-    flatten 256 * s * s (s = 4 for 28 and 32) -> linear heads: mean, ln_var (n_latent each)
+    1x1 conv  -> w channels    (H, W)       a per-pixel bottleneck: mixes the colour channels only
+    3x3 conv, stride 2, padding 1 -> 2w     ceil(H/2)    28 -> 14,  32 -> 16
+    3x3 conv, stride 2, padding 1 -> 4w     ceil(H/4)    14 -> 7,   16 -> 8
+    3x3 conv, stride 2, padding 1 -> 8w     ceil(H/8)    7 -> 4,    8 -> 4
+    flatten 8w * s * s (s = 4 for 28 and 32) -> linear heads: mean, ln_var (n_latent each)
 
 Decoder, mirrored (transposed convolutions with kernel = stride = 2, so each output pixel comes from
 exactly one input pixel and there are no checkerboard overlaps):
 
-    z -> linear -> 256 x s x s -> 128 x 2s x 2s -> 64 x 4s x 4s -> 32 x 8s x 8s
+    z -> linear -> 8w x s x s -> 4w x 2s x 2s -> 2w x 4s x 4s -> w x 8s x 8s
     center crop 8s x 8s -> H x W  (28: 32 -> 28, 2 pixels off each border; 32, 48, 96: no crop)
     1x1 conv -> channels logits; sigmoid gives the Bernoulli pixel probabilities
 
@@ -141,36 +142,40 @@ class ConvVAE(nn.Module):
     Defined in chapter 06 (notebooks/06_conv_vae.ipynb).
     """
 
-    def __init__(self, in_channels=1, image_size=28, n_latent=64):
+    def __init__(self, in_channels=1, image_size=28, n_latent=64,
+                 width=32):
         super().__init__()
         for name, size in [("in_channels", in_channels),
-                           ("n_latent", n_latent)]:
+                           ("n_latent", n_latent), ("width", width)]:
             check_positive_int(size, name)
         check_int(image_size, "image_size", minimum=8)  # 3 halvings
         # the constructor's arguments as plain data, for checkpoints
         self.config = {"in_channels": in_channels,
                        "image_size": image_size,
-                       "n_latent": n_latent}
+                       "n_latent": n_latent, "width": width}
         self.in_channels, self.n_latent = in_channels, n_latent
         self.image_size = image_size
         s = math.ceil(image_size / 8)  # the last feature map: s x s
+        w = width  # channels: w, 2w, 4w, 8w (the article: w = 32)
         # encoder: 1x1 bottleneck, three 3x3 convolutions, stride 2
+        down = dict(kernel_size=3, stride=2, padding=1)  # halves H, W
         self.encoder = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(128, 256, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten())  # (batch, 256 * s * s)
-        self.enc_mean = nn.Linear(256 * s * s, n_latent)
-        self.enc_ln_var = nn.Linear(256 * s * s, n_latent)
+            nn.Conv2d(in_channels, w, 1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, **down), nn.ReLU(),
+            nn.Conv2d(2 * w, 4 * w, **down), nn.ReLU(),
+            nn.Conv2d(4 * w, 8 * w, **down), nn.ReLU(),
+            nn.Flatten())  # (batch, 8w * s * s)
+        self.enc_mean = nn.Linear(8 * w * s * s, n_latent)
+        self.enc_ln_var = nn.Linear(8 * w * s * s, n_latent)
         # decoder: the mirror image, upsampling with kernel = stride
-        self.dec_linear = nn.Linear(n_latent, 256 * s * s)
+        self.dec_linear = nn.Linear(n_latent, 8 * w * s * s)
+        up = dict(kernel_size=2, stride=2)  # doubles H and W
         self.decoder = nn.Sequential(
-            nn.ReLU(), nn.Unflatten(1, (256, s, s)),
-            nn.ConvTranspose2d(256, 128, 2, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, 2, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 2, stride=2), nn.ReLU())
-        self.dec_out = nn.Conv2d(32, in_channels, 1)  # the logits
+            nn.ReLU(), nn.Unflatten(1, (8 * w, s, s)),
+            nn.ConvTranspose2d(8 * w, 4 * w, **up), nn.ReLU(),
+            nn.ConvTranspose2d(4 * w, 2 * w, **up), nn.ReLU(),
+            nn.ConvTranspose2d(2 * w, w, **up), nn.ReLU())
+        self.dec_out = nn.Conv2d(w, in_channels, 1)  # the logits
         self.crop = (8 * s - image_size) // 2  # pixels off a border
         he_init_(self, outputs=[self.enc_mean, self.enc_ln_var,
                                 self.dec_out])
@@ -185,7 +190,7 @@ class ConvVAE(nn.Module):
         """z: (batch, n_latent) -> pixel probabilities (batch,
         in_channels, H, W), or logits if sigmoid=False."""
         check_codes(z, self)
-        h = self.decoder(self.dec_linear(z))  # (batch, 32, 8s, 8s)
+        h = self.decoder(self.dec_linear(z))  # (batch, w, 8s, 8s)
         c, n = self.crop, self.image_size
         y = self.dec_out(h[..., c:c + n, c:c + n])  # centre n x n
         return torch.sigmoid(y) if sigmoid else y

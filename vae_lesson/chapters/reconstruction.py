@@ -216,8 +216,7 @@ class ReductionVAE(VAE):
     Defined in chapter 07 (notebooks/07_loss_choice.ipynb).
     """
 
-    def __init__(self, n_in, n_latent, n_hidden,
-                 act_func=torch.tanh, reduction="sample_sum"):
+    def __init__(self, n_in, n_latent, n_hidden, act_func=torch.tanh, reduction="sample_sum"):
         check_reduction(reduction)
         super().__init__(n_in, n_latent, n_hidden, act_func)
         self.reduction = reduction
@@ -228,11 +227,9 @@ class ReductionVAE(VAE):
         mean, ln_var = self.encode(x)
         y = self.decode(gaussian(mean, ln_var), sigmoid=False)
         kl = gaussian_kl_divergence(mean, ln_var) / len(x)  # KL
-        total = (reconstruction_loss(x, y, "bce", self.reduction)
-                 + kl)
+        total = reconstruction_loss(x, y, "bce", self.reduction) + kl
         with torch.no_grad():  # R, whatever the reduction
-            reconstruction = reconstruction_loss(x, y, "bce",
-                                                 "sample_sum")
+            reconstruction = reconstruction_loss(x, y, "bce", "sample_sum")
         return ReductionVAELoss(total, reconstruction, kl.detach())
 
 
