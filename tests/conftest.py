@@ -1,8 +1,11 @@
+import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
@@ -50,6 +53,67 @@ def built_book(tmp_path_factory):
     assert "Executing notebook" not in result.stdout + result.stderr, log
     yield out / "_build" / "html"
     shutil.rmtree(out, ignore_errors=True)
+
+
+@dataclass
+class FastRun:
+    """One execution of a chapter notebook in fast mode."""
+
+    notebook: object  # the nbformat NotebookNode, executed: outputs, and the audit cell inserted
+    error: Optional[str]  # the end of the error message if a cell failed, else None
+    figures: list  # what the page shows of each displayed Figure (tests/_figure_audit.py)
+    folder: Path  # the run's working directory; executed.ipynb is saved there
+
+
+def _execute_fast(path: Path, folder: Path) -> FastRun:
+    # imported here: the unit tests need no Jupyter machinery
+    import nbformat
+    from _figure_audit import insert_audit_cell, read_log
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    log = folder / "figures.jsonl"
+    insert_audit_cell(nb, log)
+    # the build-times appendix reads what tools/execute_notebooks.py records during a build: give it a record
+    stems = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    times = {"seconds": {stem: 10.0 + i for i, stem in enumerate(stems)}, "wall_seconds": 60.0, "jobs": 2,
+             "threads_per_notebook": 1, "machine": {"cpu": "test CPU", "cores": 2, "platform": "test",
+                                                    "python": "3", "torch": "2"}}
+    (folder / "execution_times.json").write_text(json.dumps(times))
+    error = None
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("VAE_LESSON_FAST", "1")
+        monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(folder / "generated"))
+        monkeypatch.setenv("VAE_LESSON_CHECKPOINT_DIR", str(folder / "checkpoints"))
+        monkeypatch.setenv("VAE_LESSON_EXECUTION_TIMES", str(folder / "execution_times.json"))
+        client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            error = str(exc)[-3000:]
+    (folder / "executed.ipynb").write_text(json.dumps(nb))  # for a look at the figures after a failure
+    return FastRun(nb, error, read_log(log), folder)
+
+
+@pytest.fixture(scope="session")
+def fast_notebook_run(tmp_path_factory):
+    """``fast_notebook_run(path)``: notebooks/<path> executed in fast mode, at most once per session (a FastRun).
+
+    VAE_LESSON_FAST=1 shrinks epochs and data; outputs and checkpoints go to a temporary folder. The kernel
+    logs every Figure it displays (tests/_figure_audit.py). tests/book/test_notebooks.py checks that the run
+    succeeds and shows figures, tests/book/test_figure_text.py that the figures' text is large enough on the
+    page: run together, they share one execution of each notebook (about 3 minutes for all of them).
+    """
+    runs = {}
+
+    def run(path) -> FastRun:
+        path = Path(path).resolve()
+        if path not in runs:
+            runs[path] = _execute_fast(path, tmp_path_factory.mktemp(path.stem))
+        return runs[path]
+
+    return run
 
 
 FOLDER_MARKERS = {"unit": "unit", "properties": "properties", "book": "book"}

@@ -4,14 +4,11 @@ VAE_LESSON_FAST=1 shrinks epochs and data so a broken notebook fails the suite i
 build runs the same notebooks at full size.
 """
 
-import json
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -55,25 +52,14 @@ def test_notebook_structure(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_in_fast_mode(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("VAE_LESSON_FAST", "1")
-    monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path / "generated"))
-    monkeypatch.setenv("VAE_LESSON_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
-    # the build-times appendix reads what tools/execute_notebooks.py records during a build: give it a record
-    times = {"seconds": {p.stem: 10.0 + i for i, p in enumerate(NOTEBOOKS)}, "wall_seconds": 60.0, "jobs": 2,
-             "threads_per_notebook": 1, "machine": {"cpu": "test CPU", "cores": 2, "platform": "test",
-                                                    "python": "3", "torch": "2"}}
-    (tmp_path / "execution_times.json").write_text(json.dumps(times))
-    monkeypatch.setenv("VAE_LESSON_EXECUTION_TIMES", str(tmp_path / "execution_times.json"))
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        pytest.fail(f"{path.name} failed in fast mode:\n{str(exc)[-3000:]}")
+def test_notebook_runs_in_fast_mode(path, fast_notebook_run):
+    # the execution is shared with tests/book/test_figure_text.py (the fixture is in tests/conftest.py)
+    run = fast_notebook_run(path)
+    if run.error is not None:
+        pytest.fail(f"{path.name} failed in fast mode:\n{run.error}")
+    nb = run.notebook
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.output_type in ("display_data", "execute_result") and any(k.startswith("image/") for k in o.get("data", {}))]
     assert images, f"{path.name} shows no figure"
-    (tmp_path / "executed.ipynb").write_text(json.dumps(nb))

@@ -49,7 +49,7 @@ from ..infra.checks import (
     check_tensor,
     check_unit_interval,
 )
-from ..infra.plots import IMAGE_STYLE
+from ..infra.plots import COLUMN_WIDTH, IMAGE_STYLE, wrap_text
 
 __all__ = [
     "SmallCNN",
@@ -903,7 +903,7 @@ def plot_accuracy_vs_n(rows: list[dict], title: str | None = None) -> Figure:
     n_values = sorted({s["n_train"] for s in summary})
     palette = colormaps["tab10"]
     markers = "osD^vP"
-    fig = Figure(figsize=(7.6, 4.2), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.1, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for i, name in enumerate(names):
         points = [s for s in summary if s["augmentation"] == name]
@@ -954,9 +954,9 @@ def plot_variants(originals, variants: dict, title: str | None = None) -> Figure
     }
     n_cols = 1 + sum(v.shape[1] for v in groups.values())
     m = len(originals)
-    fig = Figure(
-        figsize=(0.75 * n_cols + 0.3, 0.75 * m + (0.75 if title else 0.4)), layout="constrained"
-    )
+    tile = min(0.75, (COLUMN_WIDTH - 0.3) / n_cols)  # the rows fit the page's column
+    width = tile * n_cols + 0.3
+    fig = Figure(figsize=(width, tile * m + (0.75 if title else 0.4)), layout="constrained")
     axes = fig.subplots(m, n_cols, squeeze=False)
     for r in range(m):
         axes[r, 0].imshow(originals[r], **IMAGE_STYLE)
@@ -966,13 +966,13 @@ def plot_variants(originals, variants: dict, title: str | None = None) -> Figure
                 axes[r, c].imshow(images[r, j], **IMAGE_STYLE)
                 if r == 0:
                     axes[r, c].set_title(
-                        f"{label} {j + 1}" if images.shape[1] > 1 else label, fontsize=8
+                        f"{label} {j + 1}" if images.shape[1] > 1 else label, fontsize=9
                     )
                 c += 1
-    axes[0, 0].set_title("original", fontsize=8)
+    axes[0, 0].set_title("original", fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_text(title))
     return fig

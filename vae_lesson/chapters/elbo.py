@@ -38,6 +38,7 @@ from ..infra.checks import (
     check_seed,
     check_tensor,
 )
+from ..infra.plots import COLUMN_WIDTH, legend_below
 
 __all__ = [
     # defined in chapter 03
@@ -684,7 +685,7 @@ def plot_monte_carlo_convergence(table: dict) -> Figure:
     Right: |error| and the standard error against k, log-log, with a 1/sqrt(k) guide."""
     ks = torch.tensor(table["sample_sizes"], dtype=torch.float64)
     exact = table["exact"]
-    fig = Figure(figsize=(10.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.2, 5.0), layout="constrained")
     left, right = fig.subplots(1, 2)
     styles = {
         "full": (_BLUE, "o", 0.93, "log p(x, z) − log q(z|x), all sampled", "all sampled"),
@@ -722,8 +723,8 @@ def plot_monte_carlo_convergence(table: dict) -> Figure:
     left.set_xscale("log")
     left.set_xlabel("Monte Carlo samples k")
     left.set_ylabel("ELBO estimate (nats), ± 2 s.e.")
-    left.set_title("Estimates close in on the closed form")
-    left.legend(fontsize=8, loc="lower right")
+    left.set_title("Estimates close in on the closed form", fontsize=10.5)
+    legend_below(left)
     left.grid(True, alpha=0.3)
     guide = table["full"]["standard_error"][0] * (ks[0] / ks).sqrt()
     right.plot(ks, guide, color="0.5", ls=":", label=r"$\propto 1/\sqrt{k}$")
@@ -731,8 +732,8 @@ def plot_monte_carlo_convergence(table: dict) -> Figure:
     right.set_yscale("log")
     right.set_xlabel("Monte Carlo samples k")
     right.set_ylabel("nats")
-    right.set_title("Error and standard error fall like 1/√k")
-    right.legend(fontsize=7.5, loc="lower left")
+    right.set_title("Error and standard error fall like 1/√k", fontsize=10.5)
+    legend_below(right)
     right.grid(True, which="major", alpha=0.3)
     return fig
 
@@ -782,7 +783,7 @@ def plot_elbo_along_line(
             "-.",
         ),
     ]
-    fig = Figure(figsize=(10.5, 4.3), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.2, 5.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     tt = t.numpy()
     for label, cov, color, ls in covs:
@@ -796,12 +797,13 @@ def plot_elbo_along_line(
     )
     left.axvline(1.0, color="0.5", lw=0.8, ls=":")
     lowest = min(min(line.get_ydata()) for line in left.get_lines())
-    # room for the legend above the curves
-    left.set_ylim(lowest - 0.5, log_px + 0.3 * (log_px - lowest))
-    left.set_xlabel("position of q's mean: t in m = t · (posterior mean)")
+    # a margin above log p(x) (the legend is under the panel)
+    left.set_ylim(lowest - 0.5, log_px + 0.08 * (log_px - lowest))
+    xlabel = "position of q's mean:\nt in m = t · (posterior mean)"
+    left.set_xlabel(xlabel)
     left.set_ylabel("nats")
-    left.set_title("The ELBO touches log p(x) only at q = p(z|x)")
-    left.legend(fontsize=8, loc="upper center", ncols=2)
+    left.set_title("The ELBO touches log p(x)\nonly at q = p(z|x)", fontsize=11)
+    legend_below(left, xlabel_lines=2)
     right.plot(
         tt,
         best.expected_log_likelihood.numpy(),
@@ -819,10 +821,10 @@ def plot_elbo_along_line(
     )
     right.plot(tt, best.elbo.numpy(), color=_BLUE, lw=2, label="ELBO = sum of the two")
     right.axvline(1.0, color="0.5", lw=0.8, ls=":")
-    right.set_xlabel("position of q's mean: t in m = t · (posterior mean)")
+    right.set_xlabel(xlabel)
     right.set_ylabel("nats")
-    right.set_title("Its two terms pull in opposite directions")
-    right.legend(fontsize=8, loc="lower center")
+    right.set_title("Its two terms pull\nin opposite directions", fontsize=11)
+    legend_below(right, xlabel_lines=2)
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
     return fig

@@ -44,6 +44,7 @@ from ..infra.checks import (
     check_tensor,
     check_unit_interval,
 )
+from ..infra.plots import COLUMN_WIDTH, legend_below, wrap_text
 
 __all__ = [
     "ESTIMATORS",
@@ -627,7 +628,7 @@ def plot_variance(
         title: figure title.
     """
     ks = np.asarray(result.sample_sizes, dtype=float)
-    fig = Figure(figsize=(10.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.2, 5.2), layout="constrained")
     ax_var, ax_mean = fig.subplots(1, 2)
     offsets = {"pathwise": 0.94, "score": 1.0, "score_baseline": 1.06}  # keep error bars apart
     for name, s in result.stats.items():
@@ -674,9 +675,9 @@ def plot_variance(
     ax_var.set_yscale("log")
     ax_var.set_xlabel("draws per estimate k")
     ax_var.set_ylabel("variance of one gradient estimate")
-    ax_var.set_title(f"Variance over {result.num_trials:,} repeated estimates")
+    ax_var.set_title(f"Variance over {result.num_trials:,}\nrepeated estimates", fontsize=11)
     ax_var.grid(True, which="major", alpha=0.3)
-    ax_var.legend(fontsize=8)
+    legend_below(ax_var)
     if result.exact_gradient is not None:
         ax_mean.axhline(
             float(result.exact_gradient[component]), color="black", lw=1, label="exact gradient"
@@ -684,8 +685,8 @@ def plot_variance(
     ax_mean.set_xscale("log")
     ax_mean.set_xlabel("draws per estimate k")
     ax_mean.set_ylabel("mean of the estimates (± 2 s.e.)")
-    ax_mean.set_title("Both estimators are unbiased")
+    ax_mean.set_title("Both estimators\nare unbiased", fontsize=11)
     ax_mean.grid(True, alpha=0.3)
-    ax_mean.legend(fontsize=8)
-    fig.suptitle(title)
+    legend_below(ax_mean)
+    fig.suptitle(wrap_text(title))
     return fig

@@ -39,6 +39,7 @@ from ..infra.checks import (
     check_tensor,
 )
 from ..infra.gif import figure_to_array
+from ..infra.plots import COLUMN_WIDTH
 
 __all__ = [
     "make_roll",
@@ -740,10 +741,12 @@ def plot_two_distances(points, t, i: int, j: int, path, along: float, straight: 
         raise ValueError(
             f"path must be a 1-D array of at least 2 point indices below {len(points)}"
         )
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
-    grid = fig.add_gridspec(1, 2, width_ratios=(1.2, 1.6))
+    # one above the other, so that both fit the page's column: the flat sheet is long and low
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.2, 6.2), layout="constrained")
+    fig.get_layout_engine().set(hspace=0.08)  # the 3-D tick labels reach out of their Axes
+    grid = fig.add_gridspec(2, 1, height_ratios=(2.1, 1.0))
     ax = _roll_axes(
-        fig, grid[0], "In 3-D: two routes from A to B", elev=10, azim=-80, extent=points
+        fig, grid[0], "In 3-D: two routes from A to B", elev=10, azim=-80, extent=points, zoom=0.95
     )
     up = points
     ax.scatter(*up.T, c=t, cmap=ROLL_CMAP, s=2, alpha=0.25, depthshade=False)
@@ -752,7 +755,7 @@ def plot_two_distances(points, t, i: int, j: int, path, along: float, straight: 
     for index, name in ((i, "A"), (j, "B")):
         ax.scatter(*up[index], color="black", s=40, depthshade=False)
         ax.text(*up[index], f"  {name}", fontsize=12, fontweight="bold")
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=10)
 
     flat = np.c_[arc_length(t), points[:, 1]]
     ax2 = fig.add_subplot(grid[1])
@@ -772,7 +775,7 @@ def plot_two_distances(points, t, i: int, j: int, path, along: float, straight: 
     ax2.set_xlabel("distance along the spiral, arc_length(t)")
     ax2.set_ylabel("height")
     ax2.set_title("Laid flat: the route along the sheet is straight")
-    fig.colorbar(dots, ax=ax2, shrink=0.7, label="position along the roll, t")
+    fig.colorbar(dots, ax=ax2, location="bottom", shrink=0.5, label="position along the roll, t")
     return fig
 
 
@@ -791,7 +794,7 @@ def plot_unrolled(embeddings: dict, t, height=None) -> Figure:
     t = _values(t, len(next(iter(arrays.values()))), "t")
     if height is not None:
         height = _values(height, len(t), "height")
-    fig = Figure(figsize=(12, 4.4), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.3, 3.9), layout="constrained")
     # Equal units on both axes; a wide embedding (Isomap's unrolled strip) gets a wider panel.
     ratios = [
         max(1.0, min(2.5, float(np.ptp(e[:, 0]) / max(np.ptp(e[:, 1]), 1e-12)) / 2))
@@ -808,10 +811,12 @@ def plot_unrolled(embeddings: dict, t, height=None) -> Figure:
             score += (
                 f"\n|Spearman(2nd coordinate, height)| = {abs(spearman(emb[:, 1], height)):.3f}"
             )
-        ax.set_title(f"{name}\n{score}", fontsize=10)
+        ax.set_title(f"{name}\n{score}", fontsize=9)
         ax.set_xlabel("first coordinate")
         ax.set_ylabel("second coordinate")
-    fig.colorbar(dots, ax=list(axes), shrink=0.8, label="position along the roll, t")
+    fig.colorbar(
+        dots, ax=list(axes), location="bottom", shrink=0.5, label="position along the roll, t"
+    )
     return fig
 
 
@@ -823,7 +828,7 @@ def plot_latent_means(
     mean = _points(mean, "mean", dims=2)
     t = _values(t, len(mean), "t")
     height = _values(height, len(mean), "height")
-    fig = Figure(figsize=(10.5, 4.6), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH - 0.2, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, values, cmap, label in (
         (axes[0], t, ROLL_CMAP, "position along the roll, t"),
@@ -833,8 +838,8 @@ def plot_latent_means(
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")
-        ax.set_title(f"coloured by {label.split(',')[0]}")
-        fig.colorbar(dots, ax=ax, shrink=0.8, label=label)
+        ax.set_title(f"coloured by {label.split(',')[0]}", fontsize=11)
+        fig.colorbar(dots, ax=ax, location="bottom", shrink=0.8, label=label)
     fig.suptitle(title)
     return fig
 
@@ -861,7 +866,7 @@ def plot_learned_surface(
     surface = np.asarray(surface, dtype=np.float64)
     if surface.ndim != 3 or surface.shape[2] != 3 or min(surface.shape[:2]) < 2:
         raise ValueError(f"surface must have shape (g, g, 3) with g >= 2, got {surface.shape}")
-    fig = Figure(figsize=(11, 5.4), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH, 3.6), layout="constrained")
     for ax in _two_views(fig, points, "seen from the side", "seen along the roll's axis"):
         ax.scatter(*points.T, c=t, cmap=ROLL_CMAP, s=2, alpha=0.35, depthshade=False)
         ax.plot_wireframe(*np.moveaxis(surface, -1, 0), color="black", linewidth=0.5, alpha=0.7)
@@ -875,7 +880,7 @@ def plot_prior_samples(
     """Generated points (m, 3) over the data (n, 3) in light grey; side and top views."""
     points = _points(points)
     samples = _points(samples, "samples")
-    fig = Figure(figsize=(11, 5.4), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH, 3.6), layout="constrained")
     for ax in _two_views(fig, points, "seen from the side", "seen along the roll's axis"):
         ax.scatter(*samples.T, color="#ff7f0e", s=4, alpha=0.5, depthshade=False)
         ax.scatter(
@@ -894,7 +899,7 @@ def plot_loss_curves(history, unit: str = "nats per point") -> Figure:
         raise ValueError(
             "history must be a vae_lesson.History with 'reconstruction' and 'kl' terms"
         )
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH, 3.2), layout="constrained")
     axes = fig.subplots(1, 2)
     colours = {"reconstruction": "#1f77b4", "kl": "#ff7f0e"}
     names = {"reconstruction": "reconstruction term (Gaussian NLL)", "kl": "KL term"}
@@ -903,7 +908,7 @@ def plot_loss_curves(history, unit: str = "nats per point") -> Figure:
         ax.plot(epochs, history.train[key], color=colours[key], label="training set")
         if history.test.get(key):
             ax.plot(epochs, history.test[key], color=colours[key], ls="--", label="test set")
-        ax.set_title(names[key])
+        ax.set_title(names[key], fontsize=11)
         ax.set_xlabel("epoch")
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
@@ -911,9 +916,10 @@ def plot_loss_curves(history, unit: str = "nats per point") -> Figure:
     return fig
 
 
-def plot_image_rows(rows, col_titles=None, image_size: float = 1.0) -> Figure:
+def plot_image_rows(rows, col_titles=None, image_size: float | None = None) -> Figure:
     """A grid of grey images: ``rows`` is a list of (label, images (m, H, W) in [0, 1]); each row is
-    labelled on the left."""
+    labelled on the left. ``image_size``: inches per image; default 1, less if the rows would be
+    wider than the page's column."""
     rows = [
         (
             str(label),
@@ -926,8 +932,14 @@ def plot_image_rows(rows, col_titles=None, image_size: float = 1.0) -> Figure:
             "rows must be a non-empty list of (label, images) with images of shape (m, H, W)"
         )
     n_cols = max(len(images) for _, images in rows)
+    label_width = max(len(line) for label, _ in rows for line in label.split("\n")) * 0.075 + 0.3
+    if image_size is None:
+        image_size = max(0.3, min(1.0, (COLUMN_WIDTH - label_width) / n_cols))
     fig = Figure(
-        figsize=(image_size * n_cols + 1.6, image_size * len(rows) + 0.3 * bool(col_titles)),
+        figsize=(
+            image_size * n_cols + label_width,
+            image_size * len(rows) + 0.3 * bool(col_titles),
+        ),
         layout="constrained",
     )
     axes = fig.subplots(len(rows), n_cols, squeeze=False)

@@ -48,6 +48,7 @@ from ..infra.checks import (
     check_tensor,
     check_unit_interval,
 )
+from ..infra.plots import COLUMN_WIDTH, wrap_text
 
 __all__ = [
     "Quantized",
@@ -455,7 +456,7 @@ def plot_perplexity(history, n_codes: int, title: str | None = None) -> Figure:
     if "perplexity" not in train or "codes_used" not in train:
         raise ValueError("history must record the VQVAELoss fields 'perplexity' and 'codes_used'")
     check_positive_int(n_codes, "n_codes")
-    fig = Figure(figsize=(8.0, 3.0), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH, 3.0), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, field, label in (
         (axes[0], "perplexity", "perplexity (effective codes)"),
@@ -482,5 +483,5 @@ def plot_perplexity(history, n_codes: int, title: str | None = None) -> Figure:
     axes[0].set_title("Perplexity of code usage")
     axes[1].set_title("Codes used")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_text(title))
     return fig

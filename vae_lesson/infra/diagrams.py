@@ -64,18 +64,18 @@ def _panel(ax, title, after: bool):
     ax.set_ylim(0.1, 5.3 if after else 4.1)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(title, fontsize=12, loc="left")
-    x = _node(ax, (0.7, 2.4), r"$\mathbf{x}$", width=1.0)
-    enc = _node(ax, (2.6, 2.4), "encoder\n" + r"$\phi$", width=1.6, height=1.0)
-    mu = _node(ax, (4.8, 3.4), r"$\boldsymbol{\mu}$", width=1.1)
-    lnvar = _node(ax, (4.8, 1.4), r"$\log\boldsymbol{\sigma}^2$", width=1.3)
+    ax.set_title(title, fontsize=10.5, loc="left")
+    x = _node(ax, (0.7, 2.4), r"$\mathbf{x}$", width=1.0, fontsize=9.5)
+    enc = _node(ax, (2.6, 2.4), "encoder\n" + r"$\phi$", width=1.6, height=1.0, fontsize=9.5)
+    mu = _node(ax, (4.8, 3.4), r"$\boldsymbol{\mu}$", width=1.1, fontsize=9.5)
+    lnvar = _node(ax, (4.8, 1.4), r"$\log\boldsymbol{\sigma}^2$", width=1.3, fontsize=9.5)
     if after:
         z = _node(
             ax,
             (7.4, 2.4),
             r"$\mathbf{z} = \boldsymbol{\mu} + \boldsymbol{\sigma} \odot \boldsymbol{\varepsilon}$",
             width=2.5,
-            fontsize=10.5,
+            fontsize=9,
         )
         eps = _node(
             ax,
@@ -83,7 +83,7 @@ def _panel(ax, title, after: bool):
             r"$\boldsymbol{\varepsilon} \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$",
             stochastic=True,
             width=2.2,
-            fontsize=10.5,
+            fontsize=9,
         )
     else:
         z = _node(
@@ -92,10 +92,10 @@ def _panel(ax, title, after: bool):
             r"$\mathbf{z} \sim \mathcal{N}(\boldsymbol{\mu}, \boldsymbol{\sigma}^2)$",
             stochastic=True,
             width=2.5,
-            fontsize=10.5,
+            fontsize=9,
         )
-    dec = _node(ax, (10.3, 2.4), "decoder\n" + r"$\theta$", width=1.6, height=1.0)
-    loss = _node(ax, (12.9, 2.4), "loss\n" + r"$-$ELBO", width=1.5, height=1.0, fontsize=10.5)
+    dec = _node(ax, (10.3, 2.4), "decoder\n" + r"$\theta$", width=1.6, height=1.0, fontsize=9.5)
+    loss = _node(ax, (12.9, 2.4), "loss\n" + r"$-$ELBO", width=1.5, height=1.0, fontsize=9)
 
     for a, b in ((x, enc), (enc, mu), (enc, lnvar), (mu, z), (lnvar, z), (z, dec), (dec, loss)):
         _arrow(ax, a, b)
@@ -116,7 +116,7 @@ def _panel(ax, title, after: bool):
             "gradients reach the encoder",
             ha="center",
             va="center",
-            fontsize=10,
+            fontsize=9,
             color=_VERMILLION,
         )
     else:
@@ -136,7 +136,7 @@ def _panel(ax, title, after: bool):
             "✕",
             ha="center",
             va="center",
-            fontsize=18,
+            fontsize=14,
             color=_VERMILLION,
             fontweight="bold",
             fontfamily="DejaVu Sans",
@@ -147,7 +147,7 @@ def _panel(ax, title, after: bool):
             "a random draw has no derivative: the encoder gets no gradient",
             ha="center",
             va="center",
-            fontsize=10,
+            fontsize=9,
             color=_VERMILLION,
         )
 
@@ -158,12 +158,13 @@ def reparameterization_graph() -> Figure:
     Solid black arrows: the forward pass. Dashed vermillion arrows: where gradients of the loss
     flow. Orange dashed boxes: stochastic nodes (random draws); blue boxes: deterministic functions.
     """
-    fig = Figure(figsize=(10, 7.4), layout="constrained")
+    # the width of the page's column, so that the 9 pt labels show at 9 pt
+    fig = Figure(figsize=(6.6, 5.4), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[4.0, 5.2])
     _panel(top, "Before: z is drawn at random inside the graph", after=False)
     _panel(
         bottom,
-        "After: the randomness is an input ε, and z is a deterministic function of μ, σ and ε",
+        "After: the randomness is an input ε,\nand z is a deterministic function of μ, σ and ε",
         after=True,
     )
     handles = [
@@ -178,7 +179,7 @@ def reparameterization_graph() -> Figure:
         Line2D([], [], color="0.15", lw=1.3, marker=">", markevery=[1], label="forward pass"),
         Line2D([], [], color=_VERMILLION, lw=2, ls=(0, (4, 2)), label="gradient of the loss"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=10)
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False, fontsize=9)
     return fig
 
 

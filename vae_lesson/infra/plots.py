@@ -7,16 +7,25 @@ which pyplot's inline backend would otherwise do, unless a display for them is s
 Digits are drawn in grey (white on black, as MNIST stores them, vmin=0, vmax=1); the ten digit
 classes use matplotlib's colour-blind-friendly "tab10" palette. Inputs may be torch tensors or NumPy
 arrays.
+
+Sizes are chosen for the book's page: a notebook shows a figure as a PNG at 100 dpi, and the page's
+content column is 676 CSS px wide on a 1280 px window. A figure at most ``COLUMN_WIDTH`` = 6.6 in
+wide comes out at most about 676 px (bbox_inches="tight" crops the figure's own margins and pads
+0.1 in on each side) and is shown at full size, so its text, 9 pt or larger, reads at 9 pt or more;
+a wider figure is shrunk, its text with it. Long titles are wrapped to that width.
+tests/book/test_figure_text.py checks every figure the chapters show.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.patheffects as patheffects
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.transforms import offset_copy
 
 from .checks import check_image_shape, check_pixel_values
 
@@ -45,6 +54,9 @@ PATH_COLOR = (
     "#ff7f0e"  # tab10 orange: stands out on grey digits and on the scatter's black arrow alike
 )
 OUTLINE = [patheffects.withStroke(linewidth=3, foreground="white")]
+# inches: the widest figure the book's page shows at full size. Drawn at 100 dpi with
+# bbox_inches="tight", which pads 0.1 in on each side, it is at most about 676 px wide.
+COLUMN_WIDTH = 6.6
 
 
 def _register_notebook_display() -> None:
@@ -68,6 +80,39 @@ def _register_notebook_display() -> None:
 
 
 _register_notebook_display()
+
+
+# --------------------------------------------------------------------------------------------------
+# layout for the page
+# --------------------------------------------------------------------------------------------------
+
+
+def wrap_text(text: str, width: float = COLUMN_WIDTH, fontsize: float = 12.0) -> str:
+    """``text`` with line breaks so that no line is much wider than ``width`` inches at
+    ``fontsize`` pt: a long title fits the page's column. Existing line breaks are kept, and no
+    break goes inside $...$ (mathtext) or at a hyphen."""
+    per_line = max(12, int(width * 72 / (0.6 * fontsize)))  # a character is about 0.6 em wide
+    parts = text.split("$")
+    # spaces inside mathtext become non-breaking for textwrap (it breaks at ASCII whitespace only)
+    protected = "$".join(p.replace(" ", "\xa0") if i % 2 else p for i, p in enumerate(parts))
+    lines = [
+        textwrap.fill(line, per_line, break_long_words=False, break_on_hyphens=False)
+        for line in protected.split("\n")
+    ]
+    return "\n".join(lines).replace("\xa0", " ")
+
+
+def legend_below(ax, ncols: int = 1, xlabel_lines: int = 1, **kwargs):
+    """A legend centred under ``ax``, below its tick labels and ``xlabel_lines`` lines of x label,
+    for a panel too narrow to hold its legend inside; constrained layout makes room for it.
+    Keyword arguments go to ``ax.legend``. Returns the Legend."""
+    below = offset_copy(
+        ax.transAxes, fig=ax.figure, y=-(22 + 13 * xlabel_lines), units="points"
+    )
+    options = {"fontsize": 9, "frameon": False, **kwargs}
+    return ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncols=ncols, **options
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,8 +237,15 @@ def plot_history(
                         f"history[{split_name!r}][{field!r}] must be a list of numbers, "
                         f"one per epoch, got shape {values.shape}"
                     )
-    fig = Figure(figsize=(2.75 * len(fields) + 0.4, 3.0), layout="constrained")
-    axes = fig.subplots(1, len(fields), squeeze=False)[0]
+    # at most three panels side by side in the column's width; four or more in rows of two
+    n_cols = len(fields) if len(fields) <= 3 else 2
+    n_rows = math.ceil(len(fields) / n_cols)
+    width = min(2.75 * n_cols + 0.4, COLUMN_WIDTH)
+    fig = Figure(figsize=(width, 3.0 * n_rows), layout="constrained")
+    grid = fig.subplots(n_rows, n_cols, squeeze=False)
+    for spare in grid.flat[len(fields) :]:
+        fig.delaxes(spare)
+    axes = grid.flat[: len(fields)]
     for ax, field in zip(axes, fields):
         epochs = np.arange(1, len(train[field]) + 1)
         ax.plot(epochs, train[field], "-", marker="o", markersize=3, color="C0", label="train")
@@ -214,7 +266,7 @@ def plot_history(
         ax.grid(alpha=0.3)
         ax.legend(frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_text(title))
     return fig
 
 
@@ -262,9 +314,10 @@ def labelled_rows(rows: dict, n: int, title: str | None = None) -> Figure:
     ``rows`` maps labels to (N, H, W) grey or (N, H, W, 3) RGB arrays in [0, 1], already checked.
     Grey is drawn white on black.
     """
-    label_width = max(len(label) for label in rows) * 0.075 + 0.3
+    label_width = max(len(line) for label in rows for line in label.split("\n")) * 0.075 + 0.3
+    tile = max(0.3, min(0.85, (COLUMN_WIDTH - label_width) / n))  # the rows fit the column
     fig = Figure(
-        figsize=(0.85 * n + label_width, 0.9 * len(rows) + (0.45 if title else 0.1)),
+        figsize=(tile * n + label_width, (tile + 0.05) * len(rows) + (0.45 if title else 0.1)),
         layout="constrained",
     )
     axes = fig.subplots(len(rows), n, squeeze=False)
@@ -274,7 +327,7 @@ def labelled_rows(rows: dict, n: int, title: str | None = None) -> Figure:
             _tile_axes(axes[r, c])
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_text(title))
     return fig
 
 
@@ -308,10 +361,10 @@ def image_grid(
             )
     n_cols = min(n_cols, len(array))
     n_rows = math.ceil(len(array) / n_cols)
-    cell = 0.8 if labels is None else 0.95
-    fig = Figure(
-        figsize=(0.8 * n_cols + 0.2, cell * n_rows + (0.45 if title else 0.1)), layout="constrained"
-    )
+    tile = min(0.8, (COLUMN_WIDTH - 0.2) / n_cols)  # the rows fit the column
+    width = tile * n_cols + 0.2
+    cell = tile if labels is None else tile + 0.15
+    fig = Figure(figsize=(width, cell * n_rows + (0.45 if title else 0.1)), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(array):
@@ -322,7 +375,7 @@ def image_grid(
         if labels is not None:
             ax.set_title(str(labels[i]), fontsize=9, pad=2)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_text(title))
     return fig
 
 
@@ -339,16 +392,18 @@ def plot_frame_strip(frames, image_shape, ts=None, title: str | None = None) -> 
         ts = _numpy(ts, "ts", finite=True).reshape(-1)
         if len(ts) != len(array):
             raise ValueError(f"ts must have one value per frame ({len(array)}), got {len(ts)}")
-    height = 0.85 + (0.2 if ts is not None else 0.0) + (0.3 if title else 0.0)
-    fig = Figure(figsize=(0.75 * len(array) + 0.3, height), layout="constrained")
+    tile = min(0.75, (COLUMN_WIDTH - 0.3) / len(array))  # the strip fits the column
+    width = tile * len(array) + 0.3
+    height = tile + 0.1 + (0.2 if ts is not None else 0.0) + (0.3 if title else 0.0)
+    fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(1, len(array), squeeze=False)[0]
     for i, ax in enumerate(axes):
         ax.imshow(array[i], **IMAGE_STYLE)
         _tile_axes(ax)
         if ts is not None:
-            ax.set_xlabel(f"t = {ts[i]:.2f}", fontsize=8)
+            ax.set_xlabel(f"t = {ts[i]:.2f}", fontsize=9)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_text(title))
     return fig
 
 
