@@ -39,7 +39,7 @@ from ..infra.checks import (
     check_tensor,
 )
 from ..infra.gif import figure_to_array
-from ..infra.plots import COLUMN_WIDTH
+from ..infra.plots import COLUMN_WIDTH, row_layout
 
 __all__ = [
     "make_roll",
@@ -932,9 +932,9 @@ def plot_image_rows(rows, col_titles=None, image_size: float | None = None) -> F
             "rows must be a non-empty list of (label, images) with images of shape (m, H, W)"
         )
     n_cols = max(len(images) for _, images in rows)
-    label_width = max(len(line) for label, _ in rows for line in label.split("\n")) * 0.075 + 0.3
+    label_width, fitted = row_layout([label for label, _ in rows], n_cols, largest=1.0)
     if image_size is None:
-        image_size = max(0.3, min(1.0, (COLUMN_WIDTH - label_width) / n_cols))
+        image_size = fitted
     fig = Figure(
         figsize=(
             image_size * n_cols + label_width,

@@ -7,6 +7,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon
 
+from .plots import COLUMN_WIDTH
+
 __all__ = ["reparameterization_graph", "vae_overview"]
 
 # Okabe-Ito colours (safe for the common colour-vision deficiencies).
@@ -159,7 +161,7 @@ def reparameterization_graph() -> Figure:
     flow. Orange dashed boxes: stochastic nodes (random draws); blue boxes: deterministic functions.
     """
     # the width of the page's column, so that the 9 pt labels show at 9 pt
-    fig = Figure(figsize=(6.6, 5.4), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH, 5.4), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[4.0, 5.2])
     _panel(top, "Before: z is drawn at random inside the graph", after=False)
     _panel(

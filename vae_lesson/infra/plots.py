@@ -106,9 +106,7 @@ def legend_below(ax, ncols: int = 1, xlabel_lines: int = 1, **kwargs):
     """A legend centred under ``ax``, below its tick labels and ``xlabel_lines`` lines of x label,
     for a panel too narrow to hold its legend inside; constrained layout makes room for it.
     Keyword arguments go to ``ax.legend``. Returns the Legend."""
-    below = offset_copy(
-        ax.transAxes, fig=ax.figure, y=-(22 + 13 * xlabel_lines), units="points"
-    )
+    below = offset_copy(ax.transAxes, fig=ax.figure, y=-(22 + 13 * xlabel_lines), units="points")
     options = {"fontsize": 9, "frameon": False, **kwargs}
     return ax.legend(
         loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncols=ncols, **options
@@ -308,14 +306,21 @@ def show_reconstructions(x, x_hat, image_shape, n: int = 10, title: str | None =
     return labelled_rows({"input": inputs, **rows}, n, title)
 
 
+def row_layout(labels, n_cols: int, largest: float) -> tuple[float, float]:
+    """Rows of ``n_cols`` image tiles, each row labelled on the left with one of ``labels``: the
+    width of the labels and the side of a tile, in inches, so that the rows fit the page's column
+    (a tile at most ``largest``, at least 0.3)."""
+    label_width = max(len(line) for label in labels for line in label.split("\n")) * 0.075 + 0.3
+    return label_width, max(0.3, min(largest, (COLUMN_WIDTH - label_width) / n_cols))
+
+
 def labelled_rows(rows: dict, n: int, title: str | None = None) -> Figure:
     """One row of ``n`` image tiles per entry of ``rows``, each row labelled on the left.
 
     ``rows`` maps labels to (N, H, W) grey or (N, H, W, 3) RGB arrays in [0, 1], already checked.
     Grey is drawn white on black.
     """
-    label_width = max(len(line) for label in rows for line in label.split("\n")) * 0.075 + 0.3
-    tile = max(0.3, min(0.85, (COLUMN_WIDTH - label_width) / n))  # the rows fit the column
+    label_width, tile = row_layout(rows, n, largest=0.85)
     fig = Figure(
         figsize=(tile * n + label_width, (tile + 0.05) * len(rows) + (0.45 if title else 0.1)),
         layout="constrained",
