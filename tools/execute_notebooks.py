@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAST = ("10_reference_numbers", "11_build_times")
+LAST = ("11_reference_numbers", "12_build_times")
 TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
 

@@ -1,11 +1,11 @@
-"""The colour-image branches of chapters 06 and 09 run for real, offline.
+"""The colour-image branches of chapters 07 and 10 run for real, offline.
 
-Those branches need CIFAR-10 (and, in 06, optionally STL-10), which can only be downloaded, so on a machine
+Those branches need CIFAR-10 (and, in 07, optionally STL-10), which can only be downloaded, so on a machine
 without network they are skipped and tests/book/test_notebooks.py never executes them. Here small synthetic archives
 in the real formats (smooth coloured gradients and discs, see tests/_archives.py) are served from 127.0.0.1 and
 each notebook is executed in fast mode with the mirrors pointed at that server. The only change to a notebook is
 one extra cell after the install cell that puts the synthetic archive's MD5 and image counts into the data
-set's spec (what the unit tests in tests/unit/test_data.py do with monkeypatch), plus, in 06, switching the STL-10
+set's spec (what the unit tests in tests/unit/test_data.py do with monkeypatch), plus, in 07, switching the STL-10
 branch on; download, checksum, decoding, training and plotting all run unchanged.
 """
 
@@ -121,7 +121,7 @@ def assert_no_skip_lines(nb):
 
 def test_09_trains_the_vq_vae_on_cifar10(tmp_path, monkeypatch, server, archives):
     n_requests = len(server.requests)
-    nb, seconds = run_notebook("09_vq_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10"])
+    nb, seconds = run_notebook("10_vq_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10"])
     text = assert_no_skip_lines(nb)
     load = cell_with(nb, "vl.load_cifar10()")
     assert "full CIFAR-10 (400 colour images, 32x32) downloaded into the cache" in text_of(load)
@@ -139,7 +139,7 @@ def test_09_trains_the_vq_vae_on_cifar10(tmp_path, monkeypatch, server, archives
 
 def test_06_trains_the_conv_vae_on_cifar10_and_stl10(tmp_path, monkeypatch, server, archives):
     n_requests = len(server.requests)
-    nb, seconds = run_notebook("06_conv_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10", "STL10"],
+    nb, seconds = run_notebook("07_conv_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10", "STL10"],
                                replace={"TRY_STL10 = False": "TRY_STL10 = True"})
     assert_no_skip_lines(nb)
     load = text_of(cell_with(nb, "colour_loaders = {"))
