@@ -270,3 +270,27 @@ def check_codes(z, model: torch.nn.Module, name: str = "z") -> torch.Tensor:
     check_model_input(z, name, model)
     check_finite(z, name)
     return z
+
+
+def check_posteriors(mean, ln_var) -> None:
+    """N diagonal Gaussians: ``mean`` and ``ln_var`` of one shape (N, d), N, d >= 1, finite, one
+    dtype."""
+    check_mean_ln_var(mean, ln_var)
+    if mean.dim() != 2 or mean.shape[0] == 0 or mean.shape[1] == 0:
+        raise ValueError(
+            f"mean and ln_var must have shape (N, d) with N, d >= 1, got {tuple(mean.shape)}"
+        )
+    check_finite(mean, "mean")
+    check_finite(ln_var, "ln_var")
+
+
+def check_codes_like(z, mean, name: str = "z") -> None:
+    """Codes ``z`` (S, d) with the width and dtype of ``mean`` (N, d)."""
+    check_tensor(z, name)
+    if z.dim() != 2 or z.shape[1] != mean.shape[1]:
+        raise ValueError(
+            f"{name} must have shape (S, {mean.shape[1]}) (one code per row, as many coordinates "
+            f"as mean), got {tuple(z.shape)}"
+        )
+    if z.dtype != mean.dtype:
+        raise TypeError(f"{name} has dtype {z.dtype} but mean has {mean.dtype}; use one dtype")
