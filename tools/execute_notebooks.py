@@ -13,6 +13,7 @@ change to ``vae_lesson`` (or to the torch version) a rebuild would show outputs 
 old code. A fingerprint of the package sources is kept next to the cache; when it changes, every
 notebook runs again.
 
+A chapter that loads another's trained models (``AFTER``) starts when that one has finished.
 Chapters that gather what other chapters recorded (``LAST``) run after all others, and again
 whenever any other chapter ran. Per-notebook wall times go to ``<build>/execution_times.json`` for
 the appendix. A notebook that fails stops the script with exit status 1 and a message naming the
@@ -28,11 +29,14 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAST = ("11_reference_numbers", "12_build_times")
+# A chapter that loads another chapter's trained models starts only after it has finished, so that
+# the two never train the same models at once (in a cold build both would).
+AFTER = {"06_kl_term": ("05_vae",)}
 TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
 
@@ -234,13 +238,29 @@ def main(argv=None) -> int:
             flush=True,
         )
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(_execute, str(p), threads) for p in todo]
-            for future in as_completed(futures):
-                path_text, executed, took, error = future.result()
-                if error is None:
-                    store(path_text, executed, took)
-                else:
-                    failures.append((path_text, error))
+            waiting, running = list(todo), {}
+
+            def start_ready():
+                # in order: each notebook whose prerequisites (AFTER) are done
+                busy = {p.stem for p in waiting} | {p.stem for p in running.values()}
+                for p in list(waiting):
+                    if len(running) == args.jobs:
+                        return
+                    if not busy & set(AFTER.get(p.stem, ())):
+                        waiting.remove(p)
+                        running[pool.submit(_execute, str(p), threads)] = p
+
+            start_ready()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    del running[future]
+                    path_text, executed, took, error = future.result()
+                    if error is None:
+                        store(path_text, executed, took)
+                    else:
+                        failures.append((path_text, error))
+                start_ready()
     if not failures:
         if todo or last:
             write_times()

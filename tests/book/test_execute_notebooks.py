@@ -109,3 +109,18 @@ def test_a_failing_gathering_chapter_is_reported_too(book):
     assert result.returncode == 1
     assert "FAILED: notebooks/11_reference_numbers.ipynb" in result.stderr
     assert "cell 1 of 1 raised RuntimeError: no results recorded" in result.stderr
+
+
+def test_a_chapter_that_loads_another_chapters_models_starts_after_it(tmp_path):
+    """06_kl_term loads 05_vae's checkpoints (AFTER): with two workers free, it still waits for 05."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "vae_lesson").mkdir()
+    (tmp_path / "vae_lesson" / "__init__.py").write_text("VERSION = 1\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: notebooks/05_vae\n"
+                                       "- file: notebooks/06_kl_term\n")
+    _notebook(tmp_path / "notebooks" / "05_vae.ipynb",
+              "import time; time.sleep(3); open('../checkpoint', 'w').write('trained')")
+    _notebook(tmp_path / "notebooks" / "06_kl_term.ipynb", "print(open('../checkpoint').read())")
+    result = _run(tmp_path, "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _cached_output(tmp_path, "06_kl_term")[0].strip() == "trained"
