@@ -23,14 +23,19 @@ def _notebook(path: Path, *sources: str) -> None:
     nbformat.write(nb, path)
 
 
+def _skeleton(root: Path, *chapters: str) -> None:
+    """A book folder with a package to fingerprint and a table of contents listing ``chapters``."""
+    (root / "notebooks").mkdir()
+    (root / "vae_lesson").mkdir()
+    (root / "vae_lesson" / "__init__.py").write_text("VERSION = 1\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                   + "".join(f"- file: notebooks/{c}\n" for c in chapters))
+
+
 @pytest.fixture
 def book(tmp_path):
     """A tiny book: two chapters that append their names to a log, and a gathering chapter that reads it."""
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "vae_lesson").mkdir()
-    (tmp_path / "vae_lesson" / "__init__.py").write_text("VERSION = 1\n")
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: notebooks/01_a\n"
-                                       "- file: notebooks/11_reference_numbers\n- file: notebooks/02_b\n")
+    _skeleton(tmp_path, "01_a", "11_reference_numbers", "02_b")
     log = "open('../log.txt', 'a').write({!r} + '\\n')"
     _notebook(tmp_path / "notebooks" / "01_a.ipynb", log.format("01_a"), "import os; print(os.environ.get('OMP_NUM_THREADS'))")
     _notebook(tmp_path / "notebooks" / "02_b.ipynb", log.format("02_b"))
@@ -113,11 +118,7 @@ def test_a_failing_gathering_chapter_is_reported_too(book):
 
 def test_a_chapter_that_loads_another_chapters_models_starts_after_it(tmp_path):
     """06_kl_term loads 05_vae's checkpoints (AFTER): with two workers free, it still waits for 05."""
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "vae_lesson").mkdir()
-    (tmp_path / "vae_lesson" / "__init__.py").write_text("VERSION = 1\n")
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: notebooks/05_vae\n"
-                                       "- file: notebooks/06_kl_term\n")
+    _skeleton(tmp_path, "05_vae", "06_kl_term")
     _notebook(tmp_path / "notebooks" / "05_vae.ipynb",
               "import time; time.sleep(3); open('../checkpoint', 'w').write('trained')")
     _notebook(tmp_path / "notebooks" / "06_kl_term.ipynb", "print(open('../checkpoint').read())")
