@@ -33,10 +33,9 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_links import repository  # noqa: E402
 from execute_notebooks import ROOT, toc_notebooks  # noqa: E402
 
-REPOSITORY = "vae-book/vae-book"
-COLAB = "https://colab.research.google.com/github/{repo}/blob/main/{path}"
 STUDENT_NOTE = (
     "*Student version: the exercises' solutions are removed. Write your answers in the cells "
     "marked `# TODO`; the full chapter, with solutions, is in the book.*"
@@ -173,8 +172,8 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
         if cell.cell_type == "markdown":
             text, exercises = convert_markdown(cell.source)
             if index == 0:
-                own = COLAB.format(repo=REPOSITORY, path=f"notebooks/{path.name}")
-                student = COLAB.format(repo=REPOSITORY, path=f"{out_dir_name}/{path.name}")
+                own = repository(ROOT).colab(f"notebooks/{path.name}")
+                student = repository(ROOT).colab(f"{out_dir_name}/{path.name}")
                 text = text.replace(own, student)
                 lines = text.split("\n")
                 lines.insert(1, "\n" + STUDENT_NOTE)
@@ -274,7 +273,7 @@ def main(argv=None) -> int:
         nbformat.write(nb, tmp)
         tmp.replace(target)
         title = nb.cells[0].source.split("\n", 1)[0].lstrip("# ").strip()
-        link = COLAB.format(repo=REPOSITORY, path=f"student/{path.name}")
+        link = repository(ROOT).colab(f"student/{path.name}")
         index.append(f"| {title} | [{path.name}]({link}) |")
     index += [
         "",

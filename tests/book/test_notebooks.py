@@ -5,6 +5,7 @@ build runs the same notebooks at full size.
 """
 
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -12,9 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+sys.path.insert(0, str(ROOT / "tools"))
+from book_links import repository  # noqa: E402
+
+REPO = repository(ROOT)  # _config.yml's repository.url and branch
 INSTALL_LINES = (
     'if importlib.util.find_spec("vae_lesson") is None:',
-    'source = os.environ.get("VAE_LESSON_PIP_SOURCE", "git+https://github.com/vae-book/vae-book@main")',
+    f'source = os.environ.get("VAE_LESSON_PIP_SOURCE", "{REPO.pip_source}")',
 )
 
 
@@ -35,7 +40,7 @@ def test_notebook_structure(path):
     cells = nb.cells
     first = cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# "), "the first cell is the chapter title"
-    assert f"colab.research.google.com/github/vae-book/vae-book/blob/main/notebooks/{path.name}" in first.source
+    assert REPO.colab(f"notebooks/{path.name}") in first.source
     assert "Learning objectives" in first.source
     setup = cells[1]
     assert setup.cell_type == "code" and "remove-cell" in setup.metadata.get("tags", [])
