@@ -100,11 +100,14 @@ mathjax: $(MATHJAX_DIR)/tex-chtml.js
 # naming the notebook and cell when one fails); the build then renders from the cache. Last, the
 # reference numbers the chapters recorded are checked against tests/expected_reference_numbers.json
 # (tools/reference_numbers.py): a model whose numbers moved beyond the tolerance fails the build
-# until the table is updated with the reason.
+# until the table is updated with the reason. Before that, the trained models the chapters used are
+# copied next to the HTML, in _build/html/weights/ with a manifest of SHA-256 sums
+# (tools/publish_weights.py): published with the book, vl.use_published_weights() loads them.
 JOBS          ?= 2
 book: setup mathjax
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
+	$(PY) tools/publish_weights.py --build _build
 	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
 	$(PY) tools/reference_numbers.py check
 

@@ -3,10 +3,13 @@ _config.yml.
 
 Every link that names the repository (the "Open this chapter in Colab" line of each notebook, the
 install cell's ``pip install git+https://github.com/...``, the README's install lines, the student
-notebooks' links) is written from that setting. To point the book at a fork, edit the two lines of
+notebooks' links) is written from that setting, and so is the address of the published book
+(``BOOK_URL`` in vae_lesson/infra/published.py, the repository's GitHub Pages site, where the
+trained weights are downloaded from). To point the book at a fork, edit the two lines of
 _config.yml and run
 
-    python tools/book_links.py          # rewrite the links in notebooks/ and README.md
+    python tools/book_links.py          # rewrite the links in notebooks/, README.md, BOOK_URL
+                                        # and the workflow's branch
     python tools/make_student_notebooks.py   # the student versions (they read the same setting)
     python tools/book_links.py --check  # list every link that names another repository (exit 1)
 
@@ -32,6 +35,12 @@ PIP_SOURCE = re.compile(r"git\+https://github\.com/(?P<repo>[\w.-]+/[\w.-]+?)@(?
 # Every file that may hold such links, relative to the root (student/ is written by
 # make_student_notebooks.py from the same setting, and checked here).
 PLACES = ("README.md", "notebooks/*.ipynb", "student/*.ipynb", "student/README.md")
+# The package's copy of the published book's address, which it needs at run time (e.g. in Colab).
+PUBLISHED = "vae_lesson/infra/published.py"
+BOOK_URL_LINE = re.compile(r'^BOOK_URL = "(?P<url>[^"]*)"$', flags=re.M)
+# The workflow that builds and publishes the book runs on pushes to the book's branch.
+WORKFLOW = ".github/workflows/book.yml"
+WORKFLOW_BRANCH = re.compile(r"^(?P<indent>\s*)branches: \[(?P<branch>[^\]]*)\]$", flags=re.M)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,13 @@ class Repository:
     @property
     def pip_source(self) -> str:
         return f"git+https://github.com/{self.slug}@{self.branch}"
+
+    @property
+    def book_url(self) -> str:
+        """Where the built book is published: the repository's GitHub Pages site."""
+        owner, name = self.slug.split("/")
+        site = f"https://{owner.lower()}.github.io/"
+        return site if name.lower() == f"{owner.lower()}.github.io" else f"{site}{name}/"
 
 
 def repository(root: Path = ROOT) -> Repository:
@@ -97,13 +113,58 @@ def problems(root: Path = ROOT) -> list[str]:
                             f"{m.group('repo')}@{m.group('branch')}, but _config.yml says "
                             f"{repo.slug}@{repo.branch}"
                         )
+    published = root / PUBLISHED
+    match = (
+        BOOK_URL_LINE.search(published.read_text(encoding="utf-8")) if published.is_file() else None
+    )
+    if match is None:
+        found.append(f'{PUBLISHED}: no line BOOK_URL = "..." (the published book\'s address)')
+    elif match.group("url") != repo.book_url:
+        number = published.read_text(encoding="utf-8")[: match.start()].count("\n") + 1
+        found.append(
+            f"{PUBLISHED}:{number}: BOOK_URL is {match.group('url')}, but _config.yml's "
+            f"repository is published at {repo.book_url}"
+        )
+    workflow = root / WORKFLOW
+    if workflow.is_file():
+        text = workflow.read_text(encoding="utf-8")
+        match = WORKFLOW_BRANCH.search(text)
+        if match is None:
+            found.append(f"{WORKFLOW}: no line 'branches: [...]' (the branch it publishes)")
+        elif match.group("branch").strip() != repo.branch:
+            number = text[: match.start()].count("\n") + 1
+            found.append(
+                f"{WORKFLOW}:{number}: publishes the branch {match.group('branch').strip()}, but "
+                f"_config.yml says {repo.branch}"
+            )
     return found
 
 
+def _replace_file(path: Path, new: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")  # a whole file or the old one
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
+
+
 def write(root: Path = ROOT) -> list[Path]:
-    """Rewrite the links of notebooks/ and README.md (not student/); returns the changed files."""
+    """Rewrite the links of notebooks/ and README.md (not student/) and ``BOOK_URL``; returns the
+    changed files."""
     repo = repository(root)
     changed = []
+    published = root / PUBLISHED
+    if published.is_file():
+        text = published.read_text(encoding="utf-8")
+        new = BOOK_URL_LINE.sub(f'BOOK_URL = "{repo.book_url}"', text)
+        if new != text:
+            _replace_file(published, new)
+            changed.append(published)
+    workflow = root / WORKFLOW
+    if workflow.is_file():
+        text = workflow.read_text(encoding="utf-8")
+        new = WORKFLOW_BRANCH.sub(lambda m: f"{m.group('indent')}branches: [{repo.branch}]", text)
+        if new != text:
+            _replace_file(workflow, new)
+            changed.append(workflow)
     for path in _files(root):
         if path.parts[-2] == "student":
             continue

@@ -18,6 +18,11 @@ Chapters that gather what other chapters recorded (``LAST``) run after all other
 whenever any other chapter ran. Per-notebook wall times go to ``<build>/execution_times.json`` for
 the appendix. A notebook that fails stops the script with exit status 1 and a message naming the
 notebook and cell.
+
+Each notebook's kernel lists the named checkpoints it trained or loaded in
+``<build>/weights_ledger/<notebook>.jsonl`` (``$VAE_LESSON_WEIGHTS_LEDGER``, written by
+``vae_lesson.load_or_train``); a notebook that runs again starts a new list, one served from the
+cache keeps its list. ``tools/publish_weights.py`` publishes those checkpoints with the book.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ LAST = ("11_reference_numbers", "12_build_times")
 AFTER = {"06_kl_term": ("05_vae",)}
 TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
+LEDGER_FOLDER = "weights_ledger"  # in the build folder: one <notebook>.jsonl per notebook
 
 
 def toc_pages(root: Path = ROOT) -> list[str]:
@@ -81,10 +87,13 @@ def package_fingerprint(root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
-def _execute(path: str, threads: int | None) -> tuple[str, str | None, float, str | None]:
+def _execute(
+    path: str, threads: int | None, ledger: str | None = None
+) -> tuple[str, str | None, float, str | None]:
     """Run one notebook in its own folder.
 
-    Returns (path, the executed notebook as JSON or None, seconds, error).
+    ``ledger``: the file where the kernel lists the checkpoints it uses (deleted first, so the
+    list is this run's). Returns (path, the executed notebook as JSON or None, seconds, error).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -93,6 +102,10 @@ def _execute(path: str, threads: int | None) -> tuple[str, str | None, float, st
     if threads is not None:
         # the kernel inherits it; torch reads it at import
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    if ledger is not None:
+        Path(ledger).unlink(missing_ok=True)
+        Path(ledger).parent.mkdir(parents=True, exist_ok=True)
+        os.environ["VAE_LESSON_WEIGHTS_LEDGER"] = ledger  # the kernel inherits it
     # The kernel inherits this worker's stderr: keep its start-up chatter out of the build log
     # (errors come back through nbclient and are reported by the main process).
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -159,6 +172,11 @@ def main(argv=None) -> int:
     root = args.root.resolve()
     build = args.build if args.build is not None else root / "_build"
     cache_dir = build / ".jupyter_cache"
+    ledgers = (build / LEDGER_FOLDER).resolve()
+
+    def ledger(path: Path) -> str:
+        return str(ledgers / f"{path.stem}.jsonl")
+
     cache = get_cache(str(cache_dir))
     stamp = cache_dir / FINGERPRINT_FILE
     fingerprint = package_fingerprint(root)
@@ -248,7 +266,7 @@ def main(argv=None) -> int:
                         return
                     if not busy & set(AFTER.get(p.stem, ())):
                         waiting.remove(p)
-                        running[pool.submit(_execute, str(p), threads)] = p
+                        running[pool.submit(_execute, str(p), threads, ledger(p))] = p
 
             start_ready()
             while running:
@@ -270,7 +288,7 @@ def main(argv=None) -> int:
             # in a child process too: _execute silences the stderr of the process it runs in
             with ProcessPoolExecutor(max_workers=1) as pool:
                 path_text, executed, took, error = pool.submit(
-                    _execute, str(path), threads
+                    _execute, str(path), threads, ledger(path)
                 ).result()
             if error is None:
                 store(path_text, executed, took)

@@ -12,7 +12,8 @@ For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
 - code cells tagged ``long-training`` preceded by a note: they load a trained model from a
   ``checkpoints`` folder next to the notebook when the teacher provides one (``--checkpoints``
   copies this machine's), and train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR``
-  at that folder when it exists;
+  at that folder when it exists; the note and the setup cell also name
+  ``vl.use_published_weights()``, which downloads the published book's trained models instead;
 - the book's cross-references, citations and equation labels turned into plain text, and
   outputs cleared;
 - a Colab link to the student version itself.
@@ -43,13 +44,17 @@ STUDENT_NOTE = (
 LONG_TRAINING_NOTE = (
     "**Note:** the next cell trains models, which can take a few minutes on a laptop. If your "
     "teacher gave you a `checkpoints` folder, put it next to this notebook: the cell then loads "
-    "the trained models in seconds (the setup cell at the top looks for it)."
+    "the trained models in seconds (the setup cell at the top looks for it). With network access "
+    "(e.g. in Colab), you can instead run `vl.use_published_weights()` once before this cell: it "
+    "then downloads the models the book was built with, and trains only those that do not fit."
 )
 CHECKPOINT_SETUP = (
     '\n# A "checkpoints" folder next to this notebook (e.g. from your teacher) '
     "holds trained models.\n"
     'if os.path.isdir("checkpoints"):\n'
-    '    os.environ.setdefault("VAE_LESSON_CHECKPOINT_DIR", os.path.abspath("checkpoints"))'
+    '    os.environ.setdefault("VAE_LESSON_CHECKPOINT_DIR", os.path.abspath("checkpoints"))\n'
+    "# Or, with network access: run vl.use_published_weights() after `import vae_lesson as vl`\n"
+    "# below, and the training cells download the book's trained models instead of training."
 )
 
 _FENCE = re.compile(r"^(?P<fence>`{3,})\{(?P<name>[a-z:-]+)\}\s*(?P<arg>.*)$")
@@ -282,6 +287,10 @@ def main(argv=None) -> int:
         "the last book build into `checkpoints/`; hand that folder out with the notebooks and "
         "every chapter",
         "loads its models instead of training them (see the teacher's guide in the book).",
+        "With network access (e.g. in Colab), `vl.use_published_weights()` run before a chapter's "
+        "training cells",
+        "downloads the models of the published book instead, checked by SHA-256; a model that "
+        "does not fit is trained.",
         "",
     ]
     (out / "README.md").write_text("\n".join(index))

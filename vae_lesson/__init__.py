@@ -18,6 +18,7 @@ from .core.initializers import xavier_bound, xavier_init_
 from .core.losses import bernoulli_nll, gaussian_kl_divergence
 from .core.reparameterize import gaussian
 from .core.training import (
+    GPUMemoryError,
     History,
     NonFiniteLossError,
     evaluate,
@@ -45,6 +46,8 @@ from .infra.data import (
     load_mnist,
     load_stl10,
 )
+from .infra.device import describe_device, pick_device
+from .infra.published import use_published_weights
 
 __version__ = "0.1.0"
 
@@ -54,6 +57,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "ChecksumError",
+    "GPUMemoryError",
     "DataUnavailableError",
     "History",
     "IdxFormatError",
@@ -62,6 +66,7 @@ __all__ = [
     "VAE",
     "VAELoss",
     "bernoulli_nll",
+    "describe_device",
     "checkpoint_dir",
     "evaluate",
     "gaussian",
@@ -73,10 +78,12 @@ __all__ = [
     "load_mnist",
     "load_stl10",
     "load_or_train",
+    "pick_device",
     "save_checkpoint",
     "set_seed",
     "train",
     "train_epoch",
+    "use_published_weights",
     "xavier_bound",
     "xavier_init_",
 ]

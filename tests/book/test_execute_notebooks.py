@@ -125,3 +125,20 @@ def test_a_chapter_that_loads_another_chapters_models_starts_after_it(tmp_path):
     result = _run(tmp_path, "--jobs", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert _cached_output(tmp_path, "06_kl_term")[0].strip() == "trained"
+
+
+def test_each_notebook_lists_its_checkpoints_in_its_own_ledger(tmp_path):
+    """vae_lesson.load_or_train appends to $VAE_LESSON_WEIGHTS_LEDGER; the tool points it at
+    <build>/weights_ledger/<notebook>.jsonl, emptied when the notebook runs again and kept when it is cached."""
+    _skeleton(tmp_path, "01_a", "02_b")
+    record = ("import os; open(os.environ['VAE_LESSON_WEIGHTS_LEDGER'], 'a').write({!r} + '\\n')")
+    _notebook(tmp_path / "notebooks" / "01_a.ipynb", record.format("a1"))
+    _notebook(tmp_path / "notebooks" / "02_b.ipynb", record.format("b1"))
+    result = _run(tmp_path, "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ledgers = tmp_path / "_build" / "weights_ledger"
+    assert (ledgers / "01_a.jsonl").read_text() == "a1\n" and (ledgers / "02_b.jsonl").read_text() == "b1\n"
+    _notebook(tmp_path / "notebooks" / "01_a.ipynb", record.format("a2"))
+    assert _run(tmp_path, "--jobs", "1").returncode == 0
+    assert (ledgers / "01_a.jsonl").read_text() == "a2\n"  # a new list, not appended to the old one
+    assert (ledgers / "02_b.jsonl").read_text() == "b1\n"  # served from the cache: its list is kept

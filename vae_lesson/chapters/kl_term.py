@@ -35,6 +35,7 @@ from ..infra.checks import (
     check_seed,
     check_tensor,
 )
+from ..infra.device import pick_device
 from ..infra.plots import COLUMN_WIDTH, legend_below
 from .elbo import LinearGaussianModel, elbo
 from .iwae import importance_log_weights
@@ -209,6 +210,9 @@ def train_with_warmup(
     check_kl_weight(C)
     check_seed(seed)
     set_seed(seed)
+    device = pick_device()  # a GPU if there is one
+    model.to(device)
+    x_train = x_train.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     shuffle = torch.Generator().manual_seed(seed)
     weights = []
@@ -216,7 +220,7 @@ def train_with_warmup(
         weight = C * warmup_weight(epoch, warmup_epochs)
         train_epoch(model, optimizer, x_train, batch_size, shuffle, C=weight, **loss_kwargs)
         weights.append(weight)
-    model.eval()
+    model.to("cpu").eval()  # back where the chapter uses it
     return weights
 
 

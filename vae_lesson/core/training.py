@@ -13,6 +13,8 @@ the training and the test set, so the reconstruction and KL curves can be plotte
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import random
 import time
@@ -26,6 +28,7 @@ from tqdm import tqdm
 
 from ..infra.checkpoint import (
     CheckpointError,
+    checkpoint_name,
     load_checkpoint,
     read_checkpoint,
     resolve_checkpoint_path,
@@ -42,10 +45,13 @@ from ..infra.checks import (
     check_tensor,
     check_unit_interval,
 )
+from ..infra.device import pick_device, use_deterministic_kernels
+from ..infra.published import fetch_published, published_weights_url, record_in_ledger
 
 __all__ = [
     "History",
     "NonFiniteLossError",
+    "GPUMemoryError",
     "set_seed",
     "train_epoch",
     "train",
@@ -56,6 +62,51 @@ __all__ = [
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; training stops before the weights are corrupted."""
+
+
+class GPUMemoryError(MemoryError):
+    """The GPU ran out of memory while training; the message names the batch size to lower."""
+
+
+# torch's out-of-memory error: torch.OutOfMemoryError (torch >= 2.5), torch.cuda.OutOfMemoryError
+# before; Apple's MPS reports a RuntimeError whose message says "out of memory".
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
+
+@contextlib.contextmanager
+def _on_device(model: nn.Module, device: torch.device, batch_size: int):
+    """Move ``model`` to ``device`` for the block and back to where it was after it, even after an
+    error; a GPU's out-of-memory error becomes one that says what to change."""
+    home = _model_device(model)
+    try:
+        model.to(device)  # in place: the caller's model object trains
+        yield
+    except (_OUT_OF_MEMORY, RuntimeError) as exc:
+        if not isinstance(exc, _OUT_OF_MEMORY) and "out of memory" not in str(exc).lower():
+            raise
+        smaller = max(1, batch_size // 2)
+        raise GPUMemoryError(
+            f"{device} ran out of memory training with batch_size={batch_size}: lower "
+            f"batch_size (e.g. batch_size={smaller}), free the GPU's memory (restart the "
+            "runtime), or train on the CPU with $VAE_LESSON_DEVICE=cpu. With a checkpoint, the "
+            "next run resumes after the last finished epoch"
+        ) from None
+    finally:
+        model.to(home)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    weight = next(model.parameters(), None)
+    return torch.device("cpu") if weight is None else weight.device
+
+
+def _rng_state(shuffle: torch.Generator, device: torch.device) -> dict:
+    """The random state a checkpoint keeps for an exact resume: the CPU's, the shuffle's, and the
+    GPU's when the model's sampling draws from it."""
+    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
 def set_seed(seed: int) -> None:
@@ -224,6 +275,7 @@ def train(
     resume: bool = True,
     callback=None,
     backward: str = "autograd",
+    device=None,
 ) -> History:
     """Train ``model`` with Adam on shuffled minibatches and return the per-epoch History.
 
@@ -252,9 +304,15 @@ def train(
             (:mod:`vae_lesson.chapters.manual_backward`), for a plain ``VAE`` with tanh, ``k=1``, on
             the
             CPU: the same numbers to float32 rounding, about 1.2x as fast.
+        device: where to train: ``"cpu"``, ``"cuda"``, ``"mps"``. By default the model's device
+            if it is already on a GPU, else :func:`vae_lesson.pick_device`'s choice (a GPU when
+            there is one, ``$VAE_LESSON_DEVICE`` to override). The model and data move there for
+            the training and the model comes back to where it was, so the code after ``train``
+            is the same on every machine.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (before the step that would spread it).
+        GPUMemoryError: the GPU ran out of memory; the message names the batch size to lower.
     """
     _check_model(model)
     check_positive_int(num_epochs, "num_epochs")
@@ -265,7 +323,11 @@ def train(
     if x_test is not None:
         _check_data(x_test, "x_test", model)
     loss_kwargs = dict(loss_kwargs or {})
-    run_epoch = _epoch_function(model, loss_kwargs, backward)
+    home = _model_device(model)
+    if device is None and backward == "manual":
+        device = "cpu"  # the hand-derived gradients are written for the CPU
+    device = home if device is None and home.type != "cpu" else pick_device(device)
+    run_epoch = _epoch_function(model, loss_kwargs, backward, device)
 
     # The data fingerprint costs a pass over the data in float64: only checkpoints need it.
     settings = (
@@ -273,61 +335,67 @@ def train(
         if checkpoint_path is None
         else _settings(model, x_train, x_test, batch_size, lr, seed, loss_kwargs)
     )
-    optimizer = _adam(model, lr)
-    shuffle = torch.Generator().manual_seed(seed)
-    _seed_sampling(model, seed)
-    history, start_epoch = History(), 0
-    if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
-        start_epoch, history = _resume(
-            checkpoint_path, model, optimizer, shuffle, settings, num_epochs, quiet
-        )
-
-    epochs = tqdm(
-        range(start_epoch, num_epochs),
-        desc=f"training {type(model).__name__}",
-        unit="epoch",
-        disable=quiet or start_epoch == num_epochs,
-        initial=start_epoch,
-        total=num_epochs,
-    )
-    for epoch in epochs:
-        started = time.perf_counter()
-        try:
-            means = run_epoch(model, optimizer, x_train, batch_size, shuffle, **loss_kwargs)
-        except NonFiniteLossError as exc:  # the loss itself: "... at batch b"
-            raise NonFiniteLossError(
-                f"{exc} of epoch {epoch + 1}; training stopped before the update. "
-                f"{_DIVERGED_HINT.format(lr=lr)}"
-            ) from None
-        except (
-            NonFiniteError
-        ) as exc:  # a NaN met on the way to the loss, e.g. in the encoder's output
-            raise NonFiniteLossError(
-                f"the loss could not be computed in epoch {epoch + 1} ({exc}); training "
-                f"stopped before the update. {_DIVERGED_HINT.format(lr=lr)}"
-            ) from None
-        history._append(history.train, means)
-        if x_test is not None:
-            history._append(history.test, evaluate(model, x_test, seed=seed, **loss_kwargs))
-        history.epoch_seconds.append(time.perf_counter() - started)
-        epochs.set_postfix(
-            train=f"{history.train['total'][-1]:.2f}",
-            **({"test": f"{history.test['total'][-1]:.2f}"} if x_test is not None else {}),
-        )
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path,
-                model,
-                epoch=epoch + 1,
-                history=history.as_dict(),
-                settings=settings,
-                optimizer=optimizer,
-                rng_state={"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+    if device.type != "cpu":
+        use_deterministic_kernels()  # only when $VAE_LESSON_DETERMINISTIC asks for it
+    with _on_device(model, device, batch_size):
+        x_train = x_train.to(device)
+        x_test = None if x_test is None else x_test.to(device)
+        optimizer = _adam(model, lr)
+        shuffle = torch.Generator().manual_seed(seed)
+        _seed_sampling(model, seed)
+        history, start_epoch = History(), 0
+        if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
+            start_epoch, history = _resume(
+                checkpoint_path, model, optimizer, shuffle, settings, num_epochs, quiet
             )
-        if callback is not None:
-            callback(epoch, history)
-    model.eval()
-    return history
+
+        epochs = tqdm(
+            range(start_epoch, num_epochs),
+            desc=f"training {type(model).__name__}"
+            + ("" if device.type == "cpu" else f" on {device.type}"),
+            unit="epoch",
+            disable=quiet or start_epoch == num_epochs,
+            initial=start_epoch,
+            total=num_epochs,
+        )
+        for epoch in epochs:
+            started = time.perf_counter()
+            try:
+                means = run_epoch(model, optimizer, x_train, batch_size, shuffle, **loss_kwargs)
+            except NonFiniteLossError as exc:  # the loss itself: "... at batch b"
+                raise NonFiniteLossError(
+                    f"{exc} of epoch {epoch + 1}; training stopped before the update. "
+                    f"{_DIVERGED_HINT.format(lr=lr)}"
+                ) from None
+            except (
+                NonFiniteError
+            ) as exc:  # a NaN met on the way to the loss, e.g. in the encoder's output
+                raise NonFiniteLossError(
+                    f"the loss could not be computed in epoch {epoch + 1} ({exc}); training "
+                    f"stopped before the update. {_DIVERGED_HINT.format(lr=lr)}"
+                ) from None
+            history._append(history.train, means)
+            if x_test is not None:
+                history._append(history.test, evaluate(model, x_test, seed=seed, **loss_kwargs))
+            history.epoch_seconds.append(time.perf_counter() - started)
+            epochs.set_postfix(
+                train=f"{history.train['total'][-1]:.2f}",
+                **({"test": f"{history.test['total'][-1]:.2f}"} if x_test is not None else {}),
+            )
+            if checkpoint_path is not None:
+                save_checkpoint(
+                    checkpoint_path,
+                    model,
+                    epoch=epoch + 1,
+                    history=history.as_dict(),
+                    settings=settings,
+                    optimizer=optimizer,
+                    rng_state=_rng_state(shuffle, device),
+                )
+            if callback is not None:
+                callback(epoch, history)
+        model.eval()
+        return history
 
 
 _DIVERGED_HINT = "Try a smaller learning rate (lr={lr}) or check the data for extreme values."
@@ -345,11 +413,16 @@ def _seed_sampling(model: nn.Module, seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def _epoch_function(model: nn.Module, loss_kwargs: dict, backward: str):
+def _epoch_function(model: nn.Module, loss_kwargs: dict, backward: str, device=None):
     """The function that runs one epoch for ``train``'s ``backward`` choice; a ValueError for a bad
     choice."""
     if backward == "autograd":
         return train_epoch
+    if backward == "manual" and device is not None and device.type != "cpu":
+        raise ValueError(
+            f"backward='manual' trains on the CPU only, but the device is {device}; pass "
+            "device='cpu' or use backward='autograd'"
+        )
     if backward == "manual":
         # The opt-in path (and the private torch kernels it may use) is imported only when asked
         # for.
@@ -413,6 +486,9 @@ def _resume(path, model, optimizer, shuffle, settings, num_epochs, quiet):
             group.update(flags)
     torch.set_rng_state(loaded.rng_state["torch"])
     shuffle.set_state(loaded.rng_state["shuffle"])
+    device = _model_device(model)
+    if device.type == "cuda" and "cuda" in loaded.rng_state:  # saved on a GPU, resumed on one
+        torch.cuda.set_rng_state(loaded.rng_state["cuda"], device)
     if not quiet:
         print(
             f"loaded the trained model from {path} ({loaded.epoch} epochs)"
@@ -439,9 +515,16 @@ def load_or_train(
     configuration, data and training settings; otherwise the model is trained from scratch and the
     checkpoint replaced. Returns the History either way. Other keyword arguments are those of
     :func:`train`.
+
+    After :func:`vae_lesson.use_published_weights`, a named checkpoint that is not here yet is
+    first downloaded from the published book, if the book trained it with the same model, data
+    and settings (see :mod:`vae_lesson.infra.published`); then it loads without training.
     """
     path = resolve_checkpoint_path(checkpoint)
-    return train(
+    name = checkpoint_name(checkpoint)
+    if name is not None and published_weights_url() is not None:
+        _fetch_published_weights(name, path, model, x_train, x_test, num_epochs, train_kwargs)
+    history = train(
         model,
         x_train,
         x_test,
@@ -450,3 +533,38 @@ def load_or_train(
         resume=True,
         **train_kwargs,
     )
+    if name is not None:
+        record_in_ledger(name, path)  # the list of checkpoints a book build publishes
+    return history
+
+
+def _fetch_published_weights(name, path, model, x_train, x_test, num_epochs, train_kwargs):
+    """Download the published checkpoint ``name`` to ``path`` unless ``path`` already holds this
+    finished run; ``train`` then loads it instead of training."""
+    # the checks train makes first, so that bad arguments get train's messages
+    _check_model(model)
+    check_positive_int(num_epochs, "num_epochs")
+    _check_data(x_train, "x_train", model)
+    if x_test is not None:
+        _check_data(x_test, "x_test", model)
+    defaults = {
+        key: parameter.default for key, parameter in inspect.signature(train).parameters.items()
+    }
+    options = {**defaults, **train_kwargs}
+    settings = _settings(
+        model,
+        x_train,
+        x_test,
+        options["batch_size"],
+        options["lr"],
+        options["seed"],
+        dict(options["loss_kwargs"] or {}),
+    )
+    if Path(path).is_file():
+        try:
+            payload = read_checkpoint(path)
+        except CheckpointError:
+            payload = {}
+        if payload.get("settings") == settings and payload.get("epoch") == num_epochs:
+            return  # already here
+    fetch_published(name, path, expected_settings=settings, num_epochs=num_epochs, model=model)

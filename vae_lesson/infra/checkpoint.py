@@ -112,17 +112,26 @@ def _check_path(path, name: str = "path") -> Path:
     return Path(path)
 
 
-def resolve_checkpoint_path(path_or_name) -> Path:
-    """A bare name such as ``"vae_2d"`` means ``checkpoint_dir() / "vae_2d.pt"``; anything else is a
-    path."""
+def checkpoint_name(path_or_name) -> str | None:
+    """``path_or_name`` if it is a bare name such as ``"vae_2d"`` (no folder, no ``.pt``), else
+    None: a path."""
     if not isinstance(path_or_name, (str, os.PathLike)) or not os.fspath(path_or_name).strip():
         raise TypeError(
             f"checkpoint must be a name such as 'vae_2d' or a file path, got {path_or_name!r:.60}"
         )
     text = os.fspath(path_or_name)
-    if os.sep not in text and "/" not in text and not text.endswith(".pt"):
-        return checkpoint_dir() / f"{text}.pt"
-    return Path(text).expanduser()
+    if not isinstance(text, str) or os.sep in text or "/" in text or text.endswith(".pt"):
+        return None
+    return text
+
+
+def resolve_checkpoint_path(path_or_name) -> Path:
+    """A bare name such as ``"vae_2d"`` means ``checkpoint_dir() / "vae_2d.pt"``; anything else is a
+    path."""
+    name = checkpoint_name(path_or_name)
+    if name is not None:
+        return checkpoint_dir() / f"{name}.pt"
+    return Path(os.fspath(path_or_name)).expanduser()
 
 
 @dataclass

@@ -60,7 +60,8 @@ class DataUnavailableError(RuntimeError):
 
 
 class ChecksumError(ValueError):
-    """A file's MD5 checksum differs from the official one (damaged, truncated or wrong file)."""
+    """A file's checksum (MD5 for the data sets) differs from the official one (damaged,
+    truncated or wrong file)."""
 
 
 class IdxFormatError(ValueError):
@@ -291,10 +292,17 @@ def _resolve_timeout(timeout) -> float:
     return float(timeout)
 
 
-def _fetch(url: str, tmp_file, md5: str, timeout: float) -> None:
-    """Stream ``url`` into the open ``tmp_file``; raise with a short reason if anything fails."""
+def _fetch(
+    url: str, tmp_file, checksum: Optional[str], timeout: float, algorithm: str = "md5"
+) -> tuple[str, int]:
+    """Stream ``url`` into the open ``tmp_file``; raise with a short reason if anything fails.
+
+    ``checksum`` is the expected hex digest under ``algorithm`` (``"md5"`` for the data sets,
+    ``"sha256"`` for the published weights); with ``None`` the body is not checked. Returns the
+    body's hex digest and its length in bytes.
+    """
     request = urllib.request.Request(url, headers={"User-Agent": "vae_lesson (Python urllib)"})
-    digest, n_bytes = hashlib.md5(), 0
+    digest, n_bytes = hashlib.new(algorithm), 0
     with urllib.request.urlopen(request, timeout=timeout) as response:
         expected = response.headers.get("Content-Length")
         for chunk in iter(lambda: response.read(1 << 16), b""):
@@ -304,8 +312,11 @@ def _fetch(url: str, tmp_file, md5: str, timeout: float) -> None:
     # urllib returns a short body silently when the server hangs up, so count the bytes ourselves
     if expected is not None and n_bytes != int(expected):
         raise ConnectionError(f"connection closed after {n_bytes:,} of {int(expected):,} bytes")
-    if digest.hexdigest() != md5:
-        raise ChecksumError(f"checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
+    if checksum is not None and digest.hexdigest() != checksum:
+        raise ChecksumError(
+            f"checksum mismatch ({algorithm.upper()} {digest.hexdigest()}, expected {checksum})"
+        )
+    return digest.hexdigest(), n_bytes
 
 
 def _failure_reason(err: BaseException, timeout: float) -> str:

@@ -1,21 +1,60 @@
-"""Run-time settings of the notebooks: a fast mode for tests, and where generated files go."""
+"""Run-time settings of the notebooks: how big they run (the profile), and where generated files go.
+
+Three profiles, from one setting:
+
+- ``fast``: tiny data and one epoch, for the test suite (``$VAE_LESSON_FAST=1`` says the same).
+- ``default``: what the book's offline build runs on a 2-core CPU, a few minutes a chapter.
+- ``full``: the articles' scale (full data sets, their epoch counts or a stated fraction), for a
+  GPU; chosen automatically when :func:`vae_lesson.pick_device` finds one.
+
+``$VAE_LESSON_PROFILE`` (``fast``, ``default`` or ``full``) overrides the choice: ``default`` on a
+GPU runs the book's own numbers quickly; ``full`` on a CPU is allowed, and slow.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["fast_mode", "scaled", "output_dir"]
+__all__ = ["PROFILES", "profile", "fast_mode", "scaled", "output_dir"]
+
+PROFILES = ("fast", "default", "full")
+PROFILE_VARIABLE = "VAE_LESSON_PROFILE"
+
+
+def profile() -> str:
+    """The profile the notebooks run at: ``$VAE_LESSON_PROFILE`` if set, ``fast`` when
+    ``$VAE_LESSON_FAST`` is 1/true/yes, else ``full`` on a GPU and ``default`` on a CPU."""
+    chosen = os.environ.get(PROFILE_VARIABLE, "").strip().lower()
+    if chosen:
+        if chosen not in PROFILES:
+            raise ValueError(
+                f"${PROFILE_VARIABLE} must be one of {', '.join(PROFILES)}, got {chosen!r:.40}"
+            )
+        return chosen
+    if os.environ.get("VAE_LESSON_FAST", "").strip().lower() in ("1", "true", "yes"):
+        return "fast"
+    from .device import accelerator_present  # imports torch; settings alone does not need it
+
+    return "full" if accelerator_present() else "default"
 
 
 def fast_mode() -> bool:
-    """True when $VAE_LESSON_FAST is 1/true/yes: notebooks shrink epochs and data to run fast."""
-    return os.environ.get("VAE_LESSON_FAST", "").strip().lower() in ("1", "true", "yes")
+    """True in the ``fast`` profile: notebooks shrink epochs and data to run fast."""
+    return profile() == "fast"
 
 
-def scaled(full, fast):
-    """``full`` normally, ``fast`` in fast mode: ``NUM_EPOCHS = scaled(30, fast=1)``."""
-    return fast if fast_mode() else full
+def scaled(default, fast, full=None):
+    """The value for the current profile: ``NUM_EPOCHS = scaled(30, fast=1, full=100)``.
+
+    ``full`` defaults to ``default``: a setting the full profile does not change.
+    """
+    chosen = profile()
+    if chosen == "fast":
+        return fast
+    if chosen == "full" and full is not None:
+        return full
+    return default
 
 
 def output_dir(*parts: str) -> Path:
