@@ -38,10 +38,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAST = ("11_reference_numbers", "12_build_times")
+LAST = ("12_reference_numbers", "13_build_times")
 # A chapter that loads another chapter's trained models starts only after it has finished, so that
 # the two never train the same models at once (in a cold build both would).
-AFTER = {"06_kl_term": ("05_vae",)}
+AFTER = {"06_kl_term": ("05_vae",), "07_cvae": ("05_vae",)}
 TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
 LEDGER_FOLDER = "weights_ledger"  # in the build folder: one <notebook>.jsonl per notebook

@@ -1,7 +1,7 @@
 """Check a build's reference numbers against the committed table of expected values, or update it.
 
 Every chapter records the models it trains (``vae_lesson.chapters.reference.record_result``), and
-chapter 11 shows them in one table. ``tests/expected_reference_numbers.json`` holds the values that
+chapter 12 shows them in one table. ``tests/expected_reference_numbers.json`` holds the values that
 table is expected to show, for two profiles: ``book`` (what ``make book`` builds on the offline
 data) and ``fast`` (what the test suite's fast-mode build records). A model whose configuration
 changed, or whose test -ELBO, IWAE estimate or other test metric moved beyond the stated tolerance,

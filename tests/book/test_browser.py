@@ -315,7 +315,7 @@ def test_a_solution_opens_wherever_its_title_is_clicked(browser, site):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = site + "notebooks/08_loss_choice.html"
+    page = site + "notebooks/09_loss_choice.html"
     browser.get(page)
     solution = browser.find_element(By.CSS_SELECTOR, "div.solution.dropdown")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", solution)

@@ -24,10 +24,10 @@ CHAPTER_DEFINES = {
     "03_elbo_check": {"LinearGaussianModel", "elbo"},
     "04_reparameterization": {"pathwise_samples", "score_function_samples"},
     "05_vae": {"VAE", "VAELoss", "xavier_init_"},
-    "07_conv_vae": {"ConvVAE"},
-    "08_loss_choice": {"per_pixel_loss", "reconstruction_loss", "ReconstructionAE", "ReductionVAE"},
-    "09_augmentation": {"run_augmentation_experiment"},
-    "10_vq_vae": {"VectorQuantizer"},
+    "08_conv_vae": {"ConvVAE"},
+    "09_loss_choice": {"per_pixel_loss", "reconstruction_loss", "ReconstructionAE", "ReductionVAE"},
+    "10_augmentation": {"run_augmentation_experiment"},
+    "11_vq_vae": {"VectorQuantizer"},
 }
 
 

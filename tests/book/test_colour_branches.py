@@ -1,4 +1,4 @@
-"""The colour-image branches of chapters 07 and 10 run for real, offline.
+"""The colour-image branches of chapters 08 and 11 run for real, offline.
 
 Those branches need CIFAR-10 (and, in 07, optionally STL-10), which can only be downloaded, so on a machine
 without network they are skipped and tests/book/test_notebooks.py never executes them. Here small synthetic archives
@@ -119,9 +119,9 @@ def assert_no_skip_lines(nb):
     return all_text
 
 
-def test_09_trains_the_vq_vae_on_cifar10(tmp_path, monkeypatch, server, archives):
+def test_11_trains_the_vq_vae_on_cifar10(tmp_path, monkeypatch, server, archives):
     n_requests = len(server.requests)
-    nb, seconds = run_notebook("10_vq_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10"])
+    nb, seconds = run_notebook("11_vq_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10"])
     text = assert_no_skip_lines(nb)
     load = cell_with(nb, "vl.load_cifar10()")
     assert "full CIFAR-10 (400 colour images, 32x32) downloaded into the cache" in text_of(load)
@@ -137,10 +137,10 @@ def test_09_trains_the_vq_vae_on_cifar10(tmp_path, monkeypatch, server, archives
     assert "VQ-VAE" in text and seconds < MAX_SECONDS
 
 
-def test_06_trains_the_conv_vae_on_cifar10_and_stl10(tmp_path, monkeypatch, server, archives):
+def test_08_trains_the_conv_vae_on_cifar10_and_stl10(tmp_path, monkeypatch, server, archives):
     n_requests = len(server.requests)
-    nb, seconds = run_notebook("07_conv_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10", "STL10"],
-                               replace={"TRY_STL10 = False": "TRY_STL10 = True"})
+    nb, seconds = run_notebook("08_conv_vae", tmp_path, monkeypatch, server, archives, ["CIFAR10", "STL10"],
+                               replace={"TRY_STL10 = scaled(False, fast=False, full=True)": "TRY_STL10 = True"})
     assert_no_skip_lines(nb)
     load = text_of(cell_with(nb, "colour_loaders = {"))
     assert "full CIFAR-10 (400 colour images, 32x32) downloaded into the cache" in load

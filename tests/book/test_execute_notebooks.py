@@ -35,11 +35,11 @@ def _skeleton(root: Path, *chapters: str) -> None:
 @pytest.fixture
 def book(tmp_path):
     """A tiny book: two chapters that append their names to a log, and a gathering chapter that reads it."""
-    _skeleton(tmp_path, "01_a", "11_reference_numbers", "02_b")
+    _skeleton(tmp_path, "01_a", "12_reference_numbers", "02_b")
     log = "open('../log.txt', 'a').write({!r} + '\\n')"
     _notebook(tmp_path / "notebooks" / "01_a.ipynb", log.format("01_a"), "import os; print(os.environ.get('OMP_NUM_THREADS'))")
     _notebook(tmp_path / "notebooks" / "02_b.ipynb", log.format("02_b"))
-    _notebook(tmp_path / "notebooks" / "11_reference_numbers.ipynb", log.format("10"),
+    _notebook(tmp_path / "notebooks" / "12_reference_numbers.ipynb", log.format("10"),
               "print(sorted(open('../log.txt').read().split()))")
     return tmp_path
 
@@ -72,9 +72,9 @@ def test_executes_caches_skips_and_reruns(book):
     assert sorted(runs[:2]) == ["01_a", "02_b"] and runs[2] == "10"  # the gathering chapter last
     # each of two parallel kernels is limited to one thread; the gatherer saw both chapters' records
     assert _cached_output(book, "01_a")[1].strip() == "1"
-    assert "'01_a', '02_b', '10'" in _cached_output(book, "11_reference_numbers")[1]
+    assert "'01_a', '02_b', '10'" in _cached_output(book, "12_reference_numbers")[1]
     times = json.loads((book / "_build" / "execution_times.json").read_text())
-    assert set(times["seconds"]) == {"01_a", "11_reference_numbers", "02_b"} and times["jobs"] == 2
+    assert set(times["seconds"]) == {"01_a", "12_reference_numbers", "02_b"} and times["jobs"] == 2
     assert all(value > 0 for value in times["seconds"].values()) and times["machine"]["cores"]
 
     # nothing changed: nothing runs
@@ -109,10 +109,10 @@ def test_a_failing_notebook_stops_with_its_name_and_cell(book):
 
 
 def test_a_failing_gathering_chapter_is_reported_too(book):
-    _notebook(book / "notebooks" / "11_reference_numbers.ipynb", "raise RuntimeError('no results recorded')")
+    _notebook(book / "notebooks" / "12_reference_numbers.ipynb", "raise RuntimeError('no results recorded')")
     result = _run(book, "--jobs", "2")
     assert result.returncode == 1
-    assert "FAILED: notebooks/11_reference_numbers.ipynb" in result.stderr
+    assert "FAILED: notebooks/12_reference_numbers.ipynb" in result.stderr
     assert "cell 1 of 1 raised RuntimeError: no results recorded" in result.stderr
 
 

@@ -19,7 +19,7 @@ def _dead_url():
     return f"http://127.0.0.1:{port}/"
 
 
-@pytest.mark.parametrize("name", ["07_conv_vae", "10_vq_vae"])
+@pytest.mark.parametrize("name", ["08_conv_vae", "11_vq_vae"])
 def test_chapters_build_without_fashion_mnist(name, tmp_path, monkeypatch):
     dead = _dead_url()
     for key, value in {"VAE_LESSON_FAST": "1", "VAE_LESSON_DATA_DIR": str(tmp_path / "data"),

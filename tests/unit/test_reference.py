@@ -145,7 +145,7 @@ def test_an_interrupted_write_keeps_the_previous_file(trained, tmp_path, monkeyp
 
     monkeypatch.setattr(json, "dumps", boom)
     with pytest.raises(KeyboardInterrupt):
-        record_result("07_conv_vae", "conv", model, history, data="d", path=path)
+        record_result("08_conv_vae", "conv", model, history, data="d", path=path)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
@@ -178,7 +178,7 @@ def test_empty_history_is_refused(tmp_path):
 
 def test_a_vae_trained_with_another_kl_weight_reports_its_true_neg_elbo(trained, tmp_path):
     model, history, digits = trained
-    row = record_result("08_loss_choice", "VAE", model, history, data="d", x_test=digits.x_test_flat[:30],
+    row = record_result("09_loss_choice", "VAE", model, history, data="d", x_test=digits.x_test_flat[:30],
                         path=tmp_path / "r.json", metric="MSE 0.1", latent="three numbers", pixels="8x8 digits")
     assert row["test_neg_elbo"] == round(neg_elbo(model, digits.x_test_flat[:30]).mean().item(), 2)
     assert row["test_iwae"] is None and row["iwae_k"] is None  # no estimate asked for
@@ -187,7 +187,7 @@ def test_a_vae_trained_with_another_kl_weight_reports_its_true_neg_elbo(trained,
 
 def test_record_row_for_summaries(tmp_path):
     path = tmp_path / "r.json"
-    row = record_row("09_augmentation", "VAEs", model="VAE", data="d", epochs=5, seed="0–2", train_seconds=3.04,
+    row = record_row("10_augmentation", "VAEs", model="VAE", data="d", epochs=5, seed="0–2", train_seconds=3.04,
                      latent=8, test_neg_elbo=101.234, test_iwae=99.876, iwae_k=50, metric="mean of 3", path=path)
     assert (row["test_neg_elbo"], row["test_iwae"], row["train_seconds"]) == (101.23, 99.88, 3.0)
     html_table = results_table(load_results(path))

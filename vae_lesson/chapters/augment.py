@@ -8,8 +8,8 @@ The pieces:
   :func:`accuracy`;
 * :func:`augment_with_vae`: for each training image, ``factor`` decoded draws z ~ q(z|x) around its
   code, with the image's label; :func:`shift_augment`, the classic reference (random small shifts);
-* :func:`run_augmentation_experiment`, the experiment's loop, which chapter 09
-  (notebooks/09_augmentation.ipynb) defines: for every training-set size, augmentation and seed, a
+* :func:`run_augmentation_experiment`, the experiment's loop, which chapter 10
+  (notebooks/10_augmentation.ipynb) defines: for every training-set size, augmentation and seed, a
   class-balanced subset, a VAE trained on that subset only (:func:`train_subset_vae`), the augmented
   set, a classifier and its test accuracy; :func:`load_or_run_experiment` runs it (or the loop it is
   given) and caches the results table as JSON; :func:`summarize`, :func:`results_table` and
@@ -590,7 +590,7 @@ def run_augmentation_experiment(x_train, y_train, x_test, y_test, *, verbose=Tru
     augmentation and seed: one dict (a row) per classifier.
 
     settings: any of augment.DEFAULTS; the others keep theirs.
-    Defined in chapter 09 (notebooks/09_augmentation.ipynb).
+    Defined in chapter 10 (notebooks/10_augmentation.ipynb).
     """
     s = experiment_settings(settings)
     x_train, y_train, x_test, y_test = check_experiment_data(x_train, y_train, x_test, y_test)
@@ -694,11 +694,11 @@ def load_or_run_experiment(
     keyed by the settings and the data.
 
     ``run`` is the experiment's loop, :func:`run_augmentation_experiment` unless another is given
-    (chapter 09 passes the loop it defines). A loop whose code differs from the book's also puts a
+    (chapter 10 passes the loop it defines). A loop whose code differs from the book's also puts a
     hash of its code in the key, so that editing it computes a new table.
 
     The file ``augmentation_<key>.json`` in ``cache_dir`` (default
-    ``vae_lesson.infra.settings.output_dir("09_augmentation")``) holds the settings, a fingerprint
+    ``vae_lesson.infra.settings.output_dir("10_augmentation")``) holds the settings, a fingerprint
     of the data and the rows; it is written atomically (a temporary file, then a rename), so an
     interrupted run never leaves a half-written table. A rebuild with the same settings and data
     reloads it.
@@ -732,7 +732,7 @@ def load_or_run_experiment(
     if loop is not None:
         key["loop"] = loop
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache_dir) if cache_dir is not None else output_dir("09_augmentation")
+    folder = Path(cache_dir) if cache_dir is not None else output_dir("10_augmentation")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"augmentation_{digest}.json"
     if path.is_file():
@@ -822,7 +822,7 @@ def _seeds_text(seeds) -> str:
 
 
 def record_reference(
-    rows: list[dict], *, data: str, settings: dict | None = None, chapter: str = "09_augmentation"
+    rows: list[dict], *, data: str, settings: dict | None = None, chapter: str = "10_augmentation"
 ) -> list[dict]:
     """Add the experiment's models to the book's reference table
     (:mod:`vae_lesson.chapters.reference`); return the rows.

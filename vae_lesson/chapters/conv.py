@@ -1,7 +1,7 @@
 """The convolutional VAE and autoencoder for (batch, channels, H, W) images, and what is needed to
 compare them.
 
-Chapter 07 (notebooks/07_conv_vae.ipynb) defines :class:`ConvVAE` and :class:`ConvAutoEncoder`; this
+Chapter 08 (notebooks/08_conv_vae.ipynb) defines :class:`ConvVAE` and :class:`ConvAutoEncoder`; this
 module keeps the same code for later chapters, with the helpers the chapter only calls (the input
 check, the weight initialization, sampling codes for an autoencoder, losses per pixel, image rows).
 
@@ -128,7 +128,7 @@ def he_init_(model: nn.Module, outputs=()) -> nn.Module:
 
 
 # -------------------------------------------------------------------------------------------------
-# the models of chapter 07
+# the models of chapter 08
 # -------------------------------------------------------------------------------------------------
 
 
@@ -139,7 +139,7 @@ class ConvVAE(nn.Module):
     a N(0, I) prior, for images of shape (batch, in_channels,
     image_size, image_size) with values in [0, 1].
 
-    Defined in chapter 07 (notebooks/07_conv_vae.ipynb).
+    Defined in chapter 08 (notebooks/08_conv_vae.ipynb).
     """
 
     def __init__(self, in_channels=1, image_size=28, n_latent=64,
@@ -216,7 +216,7 @@ class ConvVAE(nn.Module):
 
     def log_likelihood(self, x, z):
         """log p(x | z) summed over channels and pixels, for chapter
-        10's IWAE; z: (k, batch, n_latent) -> (k, batch)."""
+        12's IWAE; z: (k, batch, n_latent) -> (k, batch)."""
         y = self.decode(z.reshape(-1, self.n_latent), sigmoid=False)
         y = y.reshape(*z.shape[:-1], *x.shape[1:])
         nll = bernoulli_nll(x.expand_as(y), y, reduce="no")
@@ -228,7 +228,7 @@ class ConvAutoEncoder(ConvVAE):
     mean head's output, with no sampling and no KL term. (The ln_var
     head is left unused, so the two models have the same layers.)
 
-    Defined in chapter 07 (notebooks/07_conv_vae.ipynb).
+    Defined in chapter 08 (notebooks/08_conv_vae.ipynb).
     """
 
     def encode(self, x):

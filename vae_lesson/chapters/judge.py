@@ -1,4 +1,4 @@
-"""Judging generated images with a classifier trained on real ones (chapter 07, and any chapter that
+"""Judging generated images with a classifier trained on real ones (chapter 08, and any chapter that
 samples a model).
 
 A sample "looks like" an image of the data set when a classifier trained on real images assigns it

@@ -5,7 +5,7 @@ Autograd is general: it records every operation of ``model.loss`` in a graph, al
 intermediate and each gradient afresh, and replays the graph backwards. For the book's one fixed
 architecture the same numbers can be computed directly, into buffers allocated once, which on a CPU
 is the difference between a loop dominated by bookkeeping and one dominated by its matrix products.
-It is an opt-in, worked out in the appendix (notebooks/12_build_times.ipynb) as an exercise:
+It is an opt-in, worked out in the appendix (notebooks/13_build_times.ipynb) as an exercise:
 ``vl.train(..., backward="manual")`` uses it for a plain ``VAE`` with tanh activations and one
 sample of z per image (``k=1``); the default, ``backward="autograd"``, is the loop chapter 01 writes
 out. ``tests/unit/test_manual_backward.py`` checks every gradient against autograd.

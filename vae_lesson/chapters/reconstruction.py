@@ -1,7 +1,7 @@
 """Which reconstruction loss? Squared error or binary cross-entropy, and how to reduce it to one
 number.
 
-Chapter 08 (notebooks/08_loss_choice.ipynb) defines what this module keeps: :func:`per_pixel_loss`,
+Chapter 09 (notebooks/09_loss_choice.ipynb) defines what this module keeps: :func:`per_pixel_loss`,
 :func:`reconstruction_loss` with its three reductions, :func:`effective_beta`, and the two models
 trained with them, :class:`ReconstructionAE` and :class:`ReductionVAE`. The rest is plumbing: the
 argument checks, checkpoint registration and :func:`train_steps`.
@@ -110,7 +110,7 @@ def check_loss_args(x, logits, kind) -> None:
 
 
 # ------------------------------------------------------------------------------
-# the losses and the models (chapter 08 shows these)
+# the losses and the models (chapter 09 shows these)
 # ------------------------------------------------------------------------------
 
 
@@ -118,7 +118,7 @@ def per_pixel_loss(x, logits, kind="bce"):
     """The loss of every pixel, shaped like x: binary cross-entropy
     ("bce") or squared error ("mse") of the image sigmoid(logits).
 
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
     check_loss_args(x, logits, kind)  # shapes, [0, 1], finite
     if kind == "bce":  # softplus(y) - x * y: never log(0)
@@ -129,7 +129,7 @@ def per_pixel_loss(x, logits, kind="bce"):
 def reconstruction_loss(x, logits, kind="bce", reduction="sample_sum"):
     """The reconstruction loss of a batch of B images, one scalar.
 
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
     check_reduction(reduction)
     per_pixel = per_pixel_loss(x, logits, kind)  # (B, P)
@@ -145,7 +145,7 @@ def effective_beta(reduction, n_pixels, batch_size):
     is reduced with `reduction` and whose KL term is summed over
     the latents and averaged over the images.
 
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
     check_reduction(reduction)
     check_positive_int(n_pixels, "n_pixels")
@@ -161,7 +161,7 @@ class ReconstructionLoss(NamedTuple):
     """An autoencoder's training loss and two yardsticks.
 
     The yardsticks are the same whatever the model trains on.
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
 
     total: torch.Tensor  # the loss training minimizes
@@ -173,7 +173,7 @@ class ReconstructionAE(AutoEncoder):
     """vl.AutoEncoder (same layers, same initial weights) trained
     on the reconstruction loss of one kind and one reduction.
 
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
 
     def __init__(
@@ -201,7 +201,7 @@ class ReductionVAELoss(NamedTuple):
 
     reconstruction + kl is -𝓛 (nats per image) whatever the
     reduction, so runs with different reductions can be compared.
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
 
     total: torch.Tensor  # the loss training minimizes
@@ -213,7 +213,7 @@ class ReductionVAE(VAE):
     """vl.VAE whose reconstruction term is reduced with
     `reduction`; the KL term is reduced as in VAE.loss.
 
-    Defined in chapter 08 (notebooks/08_loss_choice.ipynb).
+    Defined in chapter 09 (notebooks/09_loss_choice.ipynb).
     """
 
     def __init__(self, n_in, n_latent, n_hidden, act_func=torch.tanh, reduction="sample_sum"):

@@ -584,7 +584,7 @@ class PointVAE(nn.Module):
 
     def log_likelihood(self, x, z):
         """log p(x | z) summed over coordinates; z: (..., batch,
-        n_latent) -> (..., batch). Chapter 11's IWAE uses it."""
+        n_latent) -> (..., batch). Chapter 12's IWAE uses it."""
         x_mean = self.decode(z.reshape(-1, self.n_latent))
         x_mean = x_mean.reshape(*z.shape[:-1], self.n_in)
         return -gaussian_nll(x, x_mean, self.x_ln_var).sum(-1)

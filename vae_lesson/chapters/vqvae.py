@@ -7,7 +7,7 @@ for 28x28 images, 8x8 for 32x32); :class:`VectorQuantizer` replaces each vector 
 of a learned codebook of ``n_codes`` vectors, giving z_q and a grid of integer indices of the same
 size; the decoder maps z_q back to an image of the input's size.
 
-Chapter 10 (notebooks/10_vq_vae.ipynb) defines :class:`VectorQuantizer`, with its straight-through
+Chapter 11 (notebooks/11_vq_vae.ipynb) defines :class:`VectorQuantizer`, with its straight-through
 gradient and its two losses, and builds :class:`VQVAE` around it (``quantizer_class``); this module
 keeps the same quantizer for later chapters and checkpoints.
 
@@ -166,7 +166,7 @@ class VectorQuantizer(nn.Module):
     """Snaps each vector of an encoder map z_e to the nearest of the
     n_codes vectors (of size code_dim) of a learned codebook.
 
-    Defined in chapter 10 (notebooks/10_vq_vae.ipynb).
+    Defined in chapter 11 (notebooks/11_vq_vae.ipynb).
     """
 
     def __init__(self, n_codes, code_dim, beta=0.25):
@@ -258,7 +258,7 @@ class VQVAE(nn.Module):
         image_size: side S of the square input images, a positive multiple of 4 (two halvings must
             come out even, or the decoder could not return to the input's size).
         quantizer_class: the vector quantizer's class, called as
-            ``quantizer_class(n_codes, code_dim, beta)``; chapter 10 passes the one it defines. (A
+            ``quantizer_class(n_codes, code_dim, beta)``; chapter 11 passes the one it defines. (A
             checkpoint rebuilds the model with the default, this module's
             :class:`VectorQuantizer`: the same code.)
     """

@@ -102,7 +102,7 @@ class VAE(nn.Module):
 
     def log_likelihood(self, x, z):
         """log p(x | z) summed over pixels, for codes z of shape
-        (K, batch, n_latent): (K, batch). Chapter 11 uses it."""
+        (K, batch, n_latent): (K, batch). Chapter 12 uses it."""
         y = self.decode(z.flatten(0, -2), sigmoid=False)
         y = y.reshape(*z.shape[:-1], -1)
         nll = bernoulli_nll(x.expand_as(y), y, reduce="no")

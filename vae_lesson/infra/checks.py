@@ -294,3 +294,51 @@ def check_codes_like(z, mean, name: str = "z") -> None:
         )
     if z.dtype != mean.dtype:
         raise TypeError(f"{name} has dtype {z.dtype} but mean has {mean.dtype}; use one dtype")
+
+
+def check_class_labels(labels, n_classes: int) -> torch.Tensor:
+    """Integer class labels (batch,) from 0 to n_classes - 1, as int64; a NumPy array is
+    accepted."""
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(labels)
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(
+            f"labels must be a torch.Tensor of integer classes, got {type(labels).__name__}; "
+            "convert it with torch.as_tensor(labels)"
+        )
+    if labels.device.type == "meta":
+        raise ValueError("labels must hold values, got a tensor on the meta device")
+    not_integer = labels.dtype.is_floating_point or labels.dtype.is_complex
+    if not_integer or labels.dtype == torch.bool or labels.dim() != 1:
+        raise TypeError(
+            f"labels must be a 1-D tensor of integer classes, got dtype {labels.dtype} and shape "
+            f"{tuple(labels.shape)}"
+        )
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"labels must be classes 0 to {n_classes - 1}, got values from {int(labels.min())} "
+            f"to {int(labels.max())}"
+        )
+    return labels.long()
+
+
+def check_pixels(x, model: torch.nn.Module, name: str = "x") -> torch.Tensor:
+    """Images for a conditional model: (batch, model.n_pixels) in [0, 1], the weights' dtype and
+    device."""
+    check_batch(x, name, model.n_pixels)
+    check_model_input(x, name, model)
+    check_unit_interval(x, name)
+    return x
+
+
+def check_label_rows(y, model: torch.nn.Module, batch: int) -> torch.Tensor:
+    """``y``: (batch, n_classes) in [0, 1] (one-hot rows, or mixtures of them)."""
+    check_batch(y, "y", model.n_classes)
+    check_model_input(y, "y", model)
+    check_unit_interval(y, "y")
+    if len(y) != batch:
+        raise ValueError(
+            f"y must have one label row per image or code ({batch}), got {len(y)}; "
+            f"make them with one_hot(labels, {model.n_classes})"
+        )
+    return y
