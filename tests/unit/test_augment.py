@@ -309,3 +309,58 @@ def test_record_reference_summarises_each_size_and_augmentation(digits28, tmp_pa
     assert cnn["train_seconds"] == round(sum(r["classifier_seconds"] for r in rows if r["augmentation"] == "vae-2"), 1)
     with pytest.raises(ValueError, match="rows is empty"):
         A.record_reference([], data="digits")
+
+
+# ----------------------------------------------------------------------------------------------
+# the conditional condition: class-conditional samples from a CVAE trained on the subset
+# ----------------------------------------------------------------------------------------------
+
+
+def test_cvae_augmentation_draws_each_label_from_the_prior(digits28):
+    x, y, xt, yt = digits28
+    settings = A.experiment_settings(dict(vae_latent=3, vae_hidden=32, vae_steps=20))
+    cvae, numbers = A.train_subset_cvae(x[:60], y[:60], xt[:50], yt[:50], 0, settings)
+    # 60 images in batches of 50: 2 steps an epoch, 20 steps
+    assert numbers["cvae_epochs"] == 10 and numbers["cvae_seconds"] > 0
+    from vae_lesson.chapters.cvae import with_labels
+    rows_test = with_labels(xt[:50].reshape(50, -1), yt[:50])
+    assert numbers["cvae_neg_elbo"] == pytest.approx(vl.evaluate(cvae, rows_test)["total"])
+    labels = torch.tensor([3, 7, 7])
+    images, y_new = A.augment_with_cvae(cvae, labels, 4, generator=torch.Generator().manual_seed(1))
+    assert images.shape == (12, 28, 28) and torch.equal(y_new, labels.repeat_interleave(4))
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    again, _ = A.augment_with_cvae(cvae, labels, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(images, again)  # seeded
+    # each sample is the decoder's mean for a prior code and its label
+    z = torch.randn(12, 3, generator=torch.Generator().manual_seed(1))
+    from vae_lesson.chapters.cvae import one_hot
+    with torch.no_grad():
+        expected = cvae.decode(z, one_hot(y_new)).reshape(12, 28, 28)
+    assert torch.allclose(images, expected)
+    with pytest.raises(TypeError, match="cvae must be a trained CVAE"):
+        A.augment_with_cvae(vl.VAE(784, 3, 8), labels, 2)
+    with pytest.raises(ValueError, match="factor"):
+        A.augment_with_cvae(cvae, labels, 0)
+    with pytest.raises(ValueError, match=r"0 \.\. 9"):
+        A.augment_with_cvae(cvae, torch.tensor([10]), 1)
+
+
+def test_the_experiment_runs_the_cvae_condition_with_the_same_protocol(digits28, tmp_path):
+    x, y, xt, yt = digits28
+    assert A.parse_augmentation("cvae-10") == ("cvae", 10)
+    with pytest.raises(ValueError, match='"cvae-<factor>"'):
+        A.parse_augmentation("cvae-x")
+    settings = dict(n_trains=(20,), augmentations=("none", "cvae-2"), seeds=(0, 1), vae_latent=2,
+                    vae_hidden=16, vae_steps=5, classifier_steps=5, batch_size=16)
+    rows = A.run_augmentation_experiment(x, y, xt[:100], yt[:100], verbose=False, **settings)
+    assert [(r["augmentation"], r["seed"]) for r in rows] == [
+        ("none", 0), ("cvae-2", 0), ("none", 1), ("cvae-2", 1)]
+    assert {r["n_images"] for r in rows} == {20, 60}
+    for seed in (0, 1):
+        pair = [r for r in rows if r["seed"] == seed]
+        assert pair[0]["cvae_neg_elbo"] == pair[1]["cvae_neg_elbo"]  # one CVAE per (n, seed)
+        assert "vae_neg_elbo" not in pair[0]  # no VAE condition, no VAE trained
+        cvae_row = pair[1]
+        assert cvae_row["seconds"] >= cvae_row["cvae_seconds"] + cvae_row["classifier_seconds"] * 0.99
+    fig = A.plot_accuracy_vs_n(rows)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["no augmentation", "CVAE ×2"]

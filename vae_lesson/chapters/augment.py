@@ -64,6 +64,8 @@ __all__ = [
     "experiment_settings",
     "check_experiment_data",
     "train_subset_vae",
+    "train_subset_cvae",
+    "augment_with_cvae",
     "run_augmentation_experiment",
     "load_or_run_experiment",
     "summarize",
@@ -71,15 +73,19 @@ __all__ = [
     "plot_accuracy_vs_n",
     "plot_variants",
     "record_reference",
-    "AUGMENTATION_LABELS",
+    "augmentation_label",
 ]
 
-AUGMENTATION_LABELS = {
-    "none": "no augmentation",
-    "vae-10": "VAE ×10",
-    "vae-50": "VAE ×50",
-    "shift-10": "shifts ×10",
-}
+_KIND_NAMES = {"vae": "VAE", "cvae": "CVAE", "shift": "shifts"}
+
+
+def augmentation_label(name: str) -> str:
+    """How a figure or table names an augmentation: "none" -> "no augmentation", "vae-10" ->
+    "VAE ×10", "cvae-2" -> "CVAE ×2", "shift-10" -> "shifts ×10"."""
+    kind, factor = parse_augmentation(name)
+    if kind == "none":
+        return "no augmentation"
+    return f"{_KIND_NAMES[kind]} ×{factor}"
 
 
 # ------------------------------------------------------------------------------
@@ -477,14 +483,16 @@ def shift_augment(
 
 
 def parse_augmentation(name: str) -> tuple[str, int]:
-    """``"none"`` -> ("none", 0); ``"vae-<factor>"`` and ``"shift-<factor>"`` -> (kind, factor)."""
+    """``"none"`` -> ("none", 0); ``"vae-<factor>"``, ``"cvae-<factor>"`` and
+    ``"shift-<factor>"`` -> (kind, factor)."""
     if name == "none":
         return "none", 0
     kind, _, factor = name.partition("-") if isinstance(name, str) else (None, "", "")
-    if kind in ("vae", "shift") and factor.isdigit() and int(factor) >= 1:
+    if kind in ("vae", "cvae", "shift") and factor.isdigit() and int(factor) >= 1:
         return kind, int(factor)
     raise ValueError(
-        f'augmentation must be "none", "vae-<factor>" or "shift-<factor>", got {name!r}'
+        'augmentation must be "none", "vae-<factor>", "cvae-<factor>" or "shift-<factor>", '
+        f"got {name!r}"
     )
 
 
@@ -506,7 +514,8 @@ DEFAULTS = {
 """The experiment's settings, what :func:`run_augmentation_experiment` uses for those not given.
 
 ``n_trains``: sizes of the labelled subsets; ``augmentations``: "none", "vae-<factor>",
-"shift-<factor>"; ``seeds``: one run of everything per seed. The VAE of each (n_train, seed):
+"cvae-<factor>", "shift-<factor>"; ``seeds``: one run of everything per seed. The VAE (and the
+conditional VAE, with the same sizes and budget) of each (n_train, seed):
 ``vae_latent``-D codes, ``vae_hidden`` hidden units, about ``vae_steps`` gradient steps (whole
 epochs) of ``vae_batch_size`` images with Adam at ``vae_lr``, and an IWAE estimate with
 ``vae_iwae_k`` samples on the first 1,000 test images; ``scale`` multiplies the spread of q(z|x)
@@ -585,6 +594,69 @@ def train_subset_vae(x: torch.Tensor, x_test: torch.Tensor, seed: int, settings:
     }
 
 
+def train_subset_cvae(x: torch.Tensor, y: torch.Tensor, x_test, y_test, seed: int, settings):
+    """The conditional augmenter of one (n_train, seed): a :class:`~vae_lesson.chapters.cvae.CVAE`
+    trained on the labelled images ``x``, ``y`` only, with the sizes and the budget of
+    :func:`train_subset_vae`.
+
+    Returns:
+        (cvae, {"cvae_epochs", "cvae_seconds" (wall time of its training), "cvae_neg_elbo" (test
+        -ELBO of log p(x | y), nats per image)}).
+    """
+    from ..core.training import evaluate
+    from .cvae import CVAE, with_labels
+
+    n_train = len(x)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    cvae = CVAE(784, 10, settings["vae_latent"], settings["vae_hidden"])
+    batch = min(settings["vae_batch_size"], n_train)
+    epochs = max(1, round(settings["vae_steps"] / math.ceil(n_train / batch)))
+    train_vae(
+        cvae,
+        with_labels(x.reshape(n_train, -1), y),
+        num_epochs=epochs,
+        batch_size=batch,
+        lr=settings["vae_lr"],
+        seed=seed,
+        quiet=True,
+    )
+    seconds = time.perf_counter() - started
+    rows_test = with_labels(x_test.reshape(len(x_test), -1), y_test)
+    return cvae, {
+        "cvae_epochs": epochs,
+        "cvae_seconds": seconds,
+        "cvae_neg_elbo": evaluate(cvae, rows_test)["total"],
+    }
+
+
+def augment_with_cvae(
+    cvae: nn.Module, y: torch.Tensor, factor: int, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``factor`` class-conditional samples per label of ``y``: codes drawn from the prior
+    N(0, I), decoded with the label (pixel probabilities, not binarized).
+
+    Unlike :func:`augment_with_vae`, a sample does not start from a training image: only from its
+    class. Returns x_aug (n * factor, 28, 28) in [0, 1] and y_aug (n * factor,), ordered as in
+    :func:`augment_with_vae`.
+    """
+    from .cvae import CVAE, one_hot
+
+    if not isinstance(cvae, CVAE):
+        raise TypeError(f"cvae must be a trained CVAE, got {type(cvae).__name__}")
+    y = _check_labels(y, "y", None, cvae.n_classes)
+    check_positive_int(factor, "factor")
+    _check_generator(generator)
+    labels = y.repeat_interleave(factor)
+    z = torch.randn(len(labels), cvae.n_latent, generator=generator)
+    was_training = cvae.training
+    cvae.eval()
+    with torch.inference_mode():
+        images = cvae.decode(z, one_hot(labels, cvae.n_classes))
+    cvae.train(was_training)
+    return images.clone().reshape(len(labels), 28, 28), labels
+
+
 def run_augmentation_experiment(x_train, y_train, x_test, y_test, *, verbose=True, **settings):
     """Test accuracy of a SmallCNN for every training-set size,
     augmentation and seed: one dict (a row) per classifier.
@@ -603,6 +675,10 @@ def run_augmentation_experiment(x_train, y_train, x_test, y_test, *, verbose=Tru
         vae, vae_row = None, {}
         if any(a.startswith("vae") for a in s["augmentations"]):
             vae, vae_row = train_subset_vae(x, x_test, seed, s)
+        # 2'. a conditional VAE that sees them with their labels
+        cvae, cvae_row = None, {}
+        if any(a.startswith("cvae") for a in s["augmentations"]):
+            cvae, cvae_row = train_subset_cvae(x, y, x_test, y_test, seed, s)
         for name in s["augmentations"]:
             # 3. the originals and their variants, same labels
             started = time.perf_counter()
@@ -612,6 +688,8 @@ def run_augmentation_experiment(x_train, y_train, x_test, y_test, *, verbose=Tru
                 x_new, y_new = augment_with_vae(
                     vae, x, y, factor, scale=s["scale"], generator=generator
                 )
+            elif kind == "cvae":  # new digits of each label
+                x_new, y_new = augment_with_cvae(cvae, y, factor, generator=generator)
             elif kind == "shift":
                 x_new, y_new = shift_augment(x, y, factor, generator=generator)
             else:  # "none"
@@ -644,10 +722,13 @@ def run_augmentation_experiment(x_train, y_train, x_test, y_test, *, verbose=Tru
                     "seconds": now - started,
                     "classifier_seconds": now - trained,
                     **vae_row,
+                    **cvae_row,
                 }
             )
             if kind == "vae":  # these rows share the VAE's training
                 rows[-1]["seconds"] += vae_row["vae_seconds"]
+            if kind == "cvae":
+                rows[-1]["seconds"] += cvae_row["cvae_seconds"]
             if verbose:
                 print(f"{n_train} images, {name}, seed {seed}: test accuracy {acc:.3f}")
     return rows
@@ -792,7 +873,7 @@ def results_table(rows: list[dict], fmt: str = "markdown") -> str:
     summary = summarize(rows)
     names = list(dict.fromkeys(s["augmentation"] for s in summary))
     cells = {(s["n_train"], s["augmentation"]): s for s in summary}
-    header = ["labelled images"] + [AUGMENTATION_LABELS.get(a, a) for a in names]
+    header = ["labelled images"] + [augmentation_label(a) for a in names]
     body = []
     for n_train in sorted({s["n_train"] for s in summary}):
         values = [str(n_train)]
@@ -876,7 +957,7 @@ def record_reference(
         recorded.append(
             record_row(
                 chapter,
-                f"small CNN, {AUGMENTATION_LABELS.get(name, name)}",
+                f"small CNN, {augmentation_label(name)}",
                 model="SmallCNN",
                 data=f"{data}, {'/'.join(map(str, sizes))} labelled images",
                 latent=None,
@@ -920,7 +1001,7 @@ def plot_accuracy_vs_n(rows: list[dict], title: str | None = None) -> Figure:
             color=palette(i),
             marker=markers[i % len(markers)],
             capsize=3,
-            label=AUGMENTATION_LABELS.get(name, name),
+            label=augmentation_label(name),
         )
     ax.set_xscale("log", base=2)
     ax.set_xticks(n_values, [str(v) for v in n_values])
