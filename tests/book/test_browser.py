@@ -34,6 +34,7 @@ from vae_lesson.infra import explorer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPLORER_PAGE = "notebooks/05_vae"
+CONDITIONAL_EXPLORER_PAGE = "notebooks/07_cvae"  # the explorer of the conditional VAE, with a class menu
 SCREENSHOT_PAGES = {"book/intro": "intro.png", "book/elbo": "elbo.png"}  # 05 is taken with the explorer in view
 INSTALL = ("install Chromium and its driver (Debian: apt-get install chromium chromium-driver; `make test` does) "
            "and selenium (pip install -r requirements.txt)")
@@ -341,6 +342,7 @@ def _explorer_state(driver) -> dict:
           pixels.push(data[4 * (Math.floor((r + 0.5) * size) * canvas.width + Math.floor((c + 0.5) * size))]);
         }
         return {z: box.dataset.z, renders: Number(box.dataset.renders), mode: box.dataset.mode,
+                label: box.dataset.label === undefined ? null : Number(box.dataset.label),
                 text: box.querySelector(".vx-z").textContent, pixels: pixels};
     """)
 
@@ -362,7 +364,7 @@ def _check_drawn_digit(state: dict, data: explorer.ExplorerData) -> np.ndarray:
     assert shown, f"the widget shows {state['text']!r}"
     assert np.allclose([float(v.replace("\u2212", "-")) for v in shown.groups()], z, atol=0.0051), (state["text"], z)
     drawn = np.array(state["pixels"], dtype=np.float64) / 255
-    expected = data.decode(torch.from_numpy(z[None]))[0].double().numpy()
+    expected = data.decode(torch.from_numpy(z[None]), state["label"])[0].double().numpy()
     difference = np.abs(drawn - expected).max()
     assert difference <= PIXEL_TOLERANCE, f"at z = {z}: the drawn digit differs from PyTorch's by {difference:.4f}"
     return drawn
@@ -429,6 +431,55 @@ def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_boo
     assert np.allclose(z, expected_z, atol=1e-6), f"t = 0.3 of the walk should decode {expected_z}, got {z}"
     _check_drawn_digit(state, data)
     browser.save_screenshot(str(_screenshot_dir() / "05_vae_explorer_walk.png"))
+    assert not _severe(browser), "the explorer logged errors"
+
+
+def test_the_conditional_explorer_draws_the_chosen_digit_as_pytorch_decodes_it(browser, site, built_book):
+    """Chapter 07's explorer: the class menu changes what the decoder draws at the same code, and every drawing is
+    PyTorch's decoding of the reported code with the chosen label."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    data = explorer.ExplorerData.from_payload(
+        explorer.read_payload((built_book / f"{CONDITIONAL_EXPLORER_PAGE}.html").read_text()))
+    assert data.is_conditional and data.condition == tuple(str(c) for c in range(10))
+    browser.get(site + CONDITIONAL_EXPLORER_PAGE + ".html")
+    _severe(browser)
+    box = browser.find_element(By.CSS_SELECTOR, ".vae-explorer")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    state = _explorer_state(browser)
+    assert state["renders"] >= 1 and state["label"] == data.initial_label, "the explorer did not start on its label"
+    _check_drawn_digit(state, data)
+    # the same code, drawn as the two digits whose decodings differ most there
+    z = np.array([float(v) for v in state["z"].split()], dtype=np.float32)
+    images = data.decode(torch.from_numpy(np.repeat(z[None], 10, 0)), torch.arange(10))
+    gap = (images[:, None] - images[None]).abs().amax(-1)
+    a, b = divmod(int(gap.argmax()), 10)
+    menu = Select(box.find_element(By.CSS_SELECTOR, ".vx-label select"))
+    drawn, code = [], state["z"]
+    for label in (a, b):
+        before = _explorer_state(browser)["renders"]
+        menu.select_by_value(str(label))
+        state = _wait_for_render(browser, before)
+        assert state["label"] == label and state["z"] == code, "the menu changed the code, not only the digit"
+        drawn.append(_check_drawn_digit(state, data))
+    change = np.abs(drawn[0] - drawn[1]).max()
+    assert change > 4 / 255 + 2 * PIXEL_TOLERANCE, f"changing the digit changed no pixel by more than {change:.3f}"
+    # the pointer still picks the code, with the chosen digit kept
+    scatter = box.find_element(By.CSS_SELECTOR, ".vx-scatter")
+    target = (0.5 * data.extent, -0.5 * data.extent)
+    point = browser.execute_script("return arguments[0].vaeExplorer.toCanvas(arguments[1], arguments[2])",
+                                   box, float(target[0]), float(target[1]))
+    before = _explorer_state(browser)["renders"]
+    ActionChains(browser).move_to_element_with_offset(
+        scatter, int(round(point["x"] - scatter.size["width"] / 2)),
+        int(round(point["y"] - scatter.size["height"] / 2))).perform()
+    state = _wait_for_render(browser, before)
+    assert state["label"] == b
+    assert np.allclose([float(v) for v in state["z"].split()], target, atol=4 * data.extent / 300)
+    _check_drawn_digit(state, data)
+    browser.save_screenshot(str(_screenshot_dir() / "07_cvae_explorer.png"))
     assert not _severe(browser), "the explorer logged errors"
 
 

@@ -30,7 +30,7 @@ const fs = require("fs");
 const api = require(process.argv[2]);
 const input = JSON.parse(fs.readFileSync(process.argv[3], "utf8"));
 const decoder = api.loadDecoder(input.payload);
-const images = input.z.map((z) => Array.from(api.decode(decoder, z)));
+const images = input.z.map((z, i) => Array.from(api.decode(decoder, z, input.labels ? input.labels[i] : undefined)));
 fs.writeFileSync(process.argv[4], JSON.stringify(images));
 """
 
@@ -230,11 +230,12 @@ def test_a_wheel_of_the_package_ships_the_script(tmp_path):
         assert archive.read("vae_lesson/infra/explorer.js") == explorer.script_path().read_bytes()
 
 
-def _node_decode(data, z, tmp_path):
+def _node_decode(data, z, tmp_path, labels=None):
     if NODE is None:
         pytest.skip("Node.js is not installed (Debian: apt-get install nodejs): the JavaScript decoder is not tested")
     (tmp_path / "runner.js").write_text(NODE_RUNNER)
-    (tmp_path / "input.json").write_text(json.dumps({"payload": data.payload(), "z": z.tolist()}))
+    (tmp_path / "input.json").write_text(json.dumps(
+        {"payload": data.payload(), "z": z.tolist(), "labels": None if labels is None else labels.tolist()}))
     subprocess.run([NODE, str(tmp_path / "runner.js"), str(explorer.script_path()), str(tmp_path / "input.json"),
                     str(tmp_path / "output.json")], check=True, capture_output=True, timeout=120)
     return torch.tensor(json.loads((tmp_path / "output.json").read_text()))
@@ -270,3 +271,63 @@ def test_javascript_decoder_matches_a_trained_model_and_every_activation(tmp_pat
         data = explorer.export_decoder(model, *_points(50), image_shape=(8, 8))
         difference = float((_node_decode(data, z, tmp_path) - data.decode(z)).abs().max())
         assert difference < 1e-5, f"{name}: JavaScript and PyTorch differ by {difference:.2e}"
+
+
+# ---------------------------------------------------------------- the conditional explorer (chapter 07's CVAE)
+
+
+def _spread_cvae(seed=0):
+    """A 2-D conditional VAE whose decoder gives pixels near 0 and 1, and different images per label."""
+    from vae_lesson.chapters.cvae import CVAE
+
+    torch.manual_seed(seed)
+    model = CVAE(784, 10, 2, 64)
+    with torch.no_grad():
+        for layer in (model.ld1, model.ld2, model.ld3):
+            layer.weight.mul_(3.0)
+            layer.bias.normal_(0.0, 0.5)
+    return model
+
+
+def test_a_conditional_decoder_is_exported_with_its_classes_and_decodes_each_label():
+    from vae_lesson.chapters.cvae import one_hot
+
+    model = _spread_cvae()
+    data = explorer.export_decoder(model, *_points(300), classes=[str(c) for c in range(10)], initial_label=7)
+    assert data.is_conditional and data.condition == tuple(str(c) for c in range(10)) and data.initial_label == 7
+    assert data.layers[0].q.shape == (64, 12)  # z and the one-hot label
+    again = explorer.ExplorerData.from_payload(json.loads(json.dumps(data.payload())))
+    assert again.condition == data.condition and again.initial_label == 7
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(2))
+    for label in (0, 7):
+        with torch.no_grad():
+            exact = model.decode(z, one_hot(torch.full((6,), label)))
+        assert (data.decode(z, label) - exact).abs().max() < 0.05  # int8 weights: close, not equal
+    assert (data.decode(z, 0) - data.decode(z, 7)).abs().max() > 0.1  # the label changes the image
+    per_point = data.decode(z, torch.arange(6))
+    assert torch.allclose(per_point[3], data.decode(z[3:4], 3)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="class number from 0 to 9"):
+        data.decode(z, 10)
+    with pytest.raises(ValueError, match="class number from 0 to 9, got None"):
+        data.decode(z, None)
+    with pytest.raises(ValueError, match="one class number .* or one per point"):
+        data.decode(z, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="not conditional"):
+        explorer.export_decoder(_spread_model(), *_points(50)).decode(z, 3)
+    with pytest.raises(ValueError, match="initial_label"):
+        explorer.export_decoder(model, *_points(50), initial_label=10)
+    with pytest.raises(ValueError, match="10 classes but 3 are named"):
+        explorer.export_decoder(model, *_points(50, n_classes=3), classes=["a", "b", "c"])
+
+
+def test_javascript_conditional_decoder_matches_pytorch_for_every_label(tmp_path):
+    model = _spread_cvae(seed=1)
+    data = explorer.export_decoder(model, *_points(300))
+    g = torch.Generator().manual_seed(5)
+    z = (torch.rand(200, 2, generator=g) * 2 - 1) * data.extent
+    labels = torch.arange(200) % 10
+    javascript = _node_decode(data, z, tmp_path, labels)
+    difference = float((javascript - data.decode(z, labels)).abs().max())
+    assert difference < 1e-5, f"JavaScript and PyTorch differ by {difference:.2e}"
+    html = explorer.explorer_html(data)
+    assert '"condition":{"classes":["0","1"' in html

@@ -6,6 +6,9 @@
  * next to it. Nothing is loaded from the network, so the widget works in the offline book, in
  * Jupyter and in Colab alike.
  *
+ * A conditional decoder (payload.condition: the class names of its label input) takes the one-hot label of
+ * the class to draw after z; the widget then offers a choice of class.
+ *
  * The same file runs under Node.js (module.exports), where the tests compare decode() with PyTorch.
  * Arithmetic: the dequantized weights are float32 (Float32Array), products are summed in float64
  * and every layer's output is rounded to float32 again, so the result differs from PyTorch's
@@ -72,13 +75,24 @@
       }
       return { nIn: layer.n_in, nOut: layer.n_out, weight: weight, bias: bias };
     });
-    return { layers: layers, act: act, nLatent: layers[0].nIn, nPixels: layers[layers.length - 1].nOut };
+    var nCondition = payload.condition ? payload.condition.classes.length : 0;
+    return {
+      layers: layers, act: act, nLatent: layers[0].nIn - nCondition, nCondition: nCondition,
+      nPixels: layers[layers.length - 1].nOut
+    };
   }
 
-  /** Decode one latent point z (array of nLatent numbers) to pixel probabilities (Float32Array). */
-  function decode(decoder, z) {
-    var x = new Float32Array(decoder.nLatent);
-    for (var i = 0; i < x.length; i++) { x[i] = z[i]; }  // z is float32 in PyTorch too
+  /**
+   * Decode one latent point z (array of nLatent numbers) to pixel probabilities (Float32Array); a
+   * conditional decoder also takes the class number to draw, which it reads as a one-hot vector after z.
+   */
+  function decode(decoder, z, label) {
+    var x = new Float32Array(decoder.layers[0].nIn);  // zeros: the one-hot part stays 0 but for the label
+    for (var i = 0; i < decoder.nLatent; i++) { x[i] = z[i]; }  // z is float32 in PyTorch too
+    if (decoder.nCondition > 0) {
+      if (!(label >= 0 && label < decoder.nCondition)) { throw new Error("label must be a class number"); }
+      x[decoder.nLatent + label] = 1;
+    }
     var last = decoder.layers.length - 1;
     decoder.layers.forEach(function (layer, index) {
       var out = new Float32Array(layer.nOut);
@@ -114,6 +128,7 @@
     ".vae-explorer .vx-z{font-family:monospace;margin:0.4em 0 0 0;white-space:nowrap}",
     ".vae-explorer .vx-interp{margin-top:0.6em}",
     ".vae-explorer .vx-interp select{max-width:100%}",
+    ".vae-explorer .vx-label{margin:0 0 0.5em 0}",
     ".vae-explorer .vx-interp[hidden]{display:none}",
     ".vae-explorer .vx-interp p{margin:0.2em 0}",
     ".vae-explorer .vx-interp input[type=range]{width:100%}",
@@ -166,7 +181,8 @@
     var uid = container.id || "vae-explorer";
     var help = element(doc, "p", { "class": "vx-help" },
       "Move the pointer over the plot (or focus it and use the arrow keys) to decode that point of the latent " +
-      "plane. Choose \u201cWalk\u201d to move along a straight line between two points.");
+      "plane. Choose \u201cWalk\u201d to move along a straight line between two points." +
+      (decoder.nCondition > 0 ? " The menu above the image chooses which class the decoder draws." : ""));
     var modes = element(doc, "div", { "class": "vx-modes", role: "radiogroup", "aria-label": "mode" });
     [["explore", "Explore the plane"], ["walk", "Walk between two points"]].forEach(function (mode, i) {
       var label = element(doc, "label");
@@ -200,6 +216,18 @@
       payload.n_points.toLocaleString("en") + " of " + payload.n_points_total.toLocaleString("en") + " test codes (a random sample)";
     plotBox.appendChild(element(doc, "p", { "class": "vx-note" }, "Points: " + shown + "; names at the class centroids."));
     var side = element(doc, "div", { "class": "vx-side" });
+    var labelSelect = null;
+    if (decoder.nCondition > 0) {  // the class the conditional decoder draws
+      var labelRow = element(doc, "p", { "class": "vx-label" });
+      labelSelect = element(doc, "select", { "aria-label": "the class to draw" });
+      payload.condition.classes.forEach(function (name, c) {
+        labelSelect.appendChild(element(doc, "option", { value: String(c) }, name));
+      });
+      labelSelect.value = String(payload.condition.initial || 0);
+      labelRow.appendChild(doc.createTextNode(titleIsDigit ? "Draw the digit " : "Draw the class "));
+      labelRow.appendChild(labelSelect);
+      side.appendChild(labelRow);
+    }
     var digit = element(doc, "canvas", {
       "class": "vx-digit", width: DIGIT_SIZE, height: DIGIT_SIZE, role: "img", "aria-label": "the decoded image"
     });
@@ -299,7 +327,8 @@
     // ---- state
     function centroidOf(c) { var v = payload.centroids[c]; return v ? [v[0], v[1]] : [0, 0]; }
     var state = {
-      mode: "explore", z: [0, 0], start: centroidOf(startClass), end: centroidOf(endClass), t: 0, nextPick: "start"
+      mode: "explore", z: [0, 0], start: centroidOf(startClass), end: centroidOf(endClass), t: 0, nextPick: "start",
+      label: labelSelect ? Number(labelSelect.value) : null
     };
     var small = doc.createElement("canvas");
     small.width = width; small.height = height;
@@ -324,7 +353,7 @@
     function render() {
       pending = false;
       var z = currentZ().map(Math.fround);  // the exact float32 code that is decoded and reported
-      var probabilities = decode(decoder, z);
+      var probabilities = decode(decoder, z, state.label);
       for (var i = 0; i < probabilities.length; i++) {
         var grey = probabilities[i] * 255;  // white digit on black, as MNIST is stored
         frame.data[4 * i] = grey; frame.data[4 * i + 1] = grey; frame.data[4 * i + 2] = grey;  // rounds to 0..255
@@ -361,6 +390,7 @@
       container.setAttribute("data-z", z[0] + " " + z[1]);
       container.setAttribute("data-mode", state.mode);
       container.setAttribute("data-renders", String(renders));
+      if (state.label !== null) { container.setAttribute("data-label", String(state.label)); }
     }
 
     function update() {
@@ -418,6 +448,9 @@
     onSelect(fromSelect, "start");
     onSelect(toSelect, "end");
     slider.addEventListener("input", function () { state.t = Number(slider.value) / 100; update(); });
+    if (labelSelect) {
+      labelSelect.addEventListener("change", function () { state.label = Number(labelSelect.value); update(); });
+    }
 
     var api = {
       decoder: decoder,

@@ -51,7 +51,7 @@ JS_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "elu", "leaky_relu")
 # The notebooks are re-executed when a .py file of the package changes, not when explorer.js does:
 # this hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the
 # script means updating the hash here, which re-executes the chapter that shows the widget.
-SCRIPT_SHA256 = "237f1cea62ebc8d00bc4dd6db34bdc3d2801b34dcd56f9dfde71942599ef880c"
+SCRIPT_SHA256 = "1bf85f2dce101fbe8f1df081c34d18c04c5944b3c7f9dae81d4d76a6fdf605bf"
 TAB10 = (
     "#1f77b4",
     "#ff7f0e",
@@ -107,20 +107,32 @@ class ExplorerData:
     colors: tuple
     n_points_total: int
     extent: float
+    condition: tuple = ()  # a conditional decoder's label names (empty: unconditional)
+    initial_label: int = 0  # the label drawn first
+
+    @property
+    def is_conditional(self) -> bool:
+        return bool(self.condition)
 
     @property
     def weight_bytes(self) -> int:
         """Bytes of the decoder's weights, scales and biases (before base64)."""
         return sum(layer.nbytes for layer in self.layers)
 
-    def decode(self, z) -> torch.Tensor:
+    def decode(self, z, label=None) -> torch.Tensor:
         """PyTorch reference: (n, 2) latent points -> (n, n_pixels) in [0, 1].
 
-        It decodes with the dequantized weights, in float32, as the browser does.
+        It decodes with the dequantized weights, in float32, as the browser does. A conditional
+        decoder also takes the ``label`` to draw (one class number for all points, or one per
+        point), given to it as a one-hot vector after z.
         """
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.dim() != 2 or z.shape[1] != 2 or len(z) == 0:
             raise ValueError(f"z must have shape (n_points, 2), got {tuple(z.shape)}")
+        if self.is_conditional:
+            z = torch.cat([z, self._one_hot(label, len(z))], dim=1)
+        elif label is not None:
+            raise ValueError("this explorer's decoder is not conditional: it takes no label")
         act = ACTIVATIONS[self.activation]
         h = z
         with torch.no_grad():
@@ -128,6 +140,17 @@ class ExplorerData:
                 h = torch.nn.functional.linear(h, layer.weight(), torch.from_numpy(layer.bias))
                 h = torch.sigmoid(h) if index == len(self.layers) - 1 else act(h)
         return h
+
+    def _one_hot(self, label, n: int) -> torch.Tensor:
+        k = len(self.condition)
+        labels = torch.as_tensor(label if label is not None else -1).reshape(-1)
+        if labels.is_floating_point() or labels.numel() not in (1, n):
+            raise ValueError(
+                f"label must be one class number (0 to {k - 1}) or one per point, got {label!r:.40}"
+            )
+        if int(labels.min()) < 0 or int(labels.max()) >= k:
+            raise ValueError(f"label must be a class number from 0 to {k - 1}, got {label!r:.40}")
+        return torch.nn.functional.one_hot(labels.long().expand(n), k).float()
 
     def payload(self) -> dict:
         """The JSON-able dict the widget reads (arrays as base64 of little-endian bytes)."""
@@ -155,6 +178,11 @@ class ExplorerData:
             "classes": list(self.classes),
             "colors": list(self.colors),
             "extent": float(self.extent),
+            **(
+                {"condition": {"classes": list(self.condition), "initial": int(self.initial_label)}}
+                if self.is_conditional
+                else {}
+            ),
         }
 
     @classmethod
@@ -183,6 +211,8 @@ class ExplorerData:
             tuple(payload["colors"]),
             payload["n_points_total"],
             payload["extent"],
+            tuple(payload.get("condition", {}).get("classes", ())),
+            int(payload.get("condition", {}).get("initial", 0)),
         )
 
 
@@ -232,13 +262,21 @@ def _decoder_layers(model) -> list[nn.Linear]:
 
 
 def export_decoder(
-    model, z, labels, classes=None, image_shape=None, max_points: int = 2000, seed: int = 0
+    model,
+    z,
+    labels,
+    classes=None,
+    image_shape=None,
+    max_points: int = 2000,
+    seed: int = 0,
+    initial_label: int = 0,
 ) -> ExplorerData:
     """Quantize a trained 2-D VAE's decoder and collect the points of the explorer's scatter plot.
 
     Args:
         model: a trained :class:`vae_lesson.VAE` (or :class:`vae_lesson.AutoEncoder`) with
-            ``n_latent == 2``.
+            ``n_latent == 2``, or a conditional VAE (:class:`~vae_lesson.chapters.cvae.CVAE`), whose
+            decoder also takes the class to draw: the widget then offers a choice of class.
         z: (n, 2) latent means, e.g. ``latent.encode_means(model, x_test)``.
         labels: (n,) integer classes 0 .. K-1 (K <= 10, one tab10 colour each, as in the static
             scatter plot).
@@ -247,6 +285,7 @@ def export_decoder(
         max_points: at most this many points are shown, a random sample (the centroids use all of
             them).
         seed: seed of that sample.
+        initial_label: for a conditional model, the class drawn first.
 
     Returns:
         An :class:`ExplorerData`; pass it to :func:`explorer_html`.
@@ -304,6 +343,24 @@ def export_decoder(
             f"got values in {label_array.min()} .. {label_array.max()}"
         )
     names = tuple(str(c) for c in (classes if classes is not None else range(n_classes)))
+    condition = ()
+    n_condition = getattr(model, "n_classes", 0)
+    if n_condition:  # a conditional decoder: its input is (z, one-hot label)
+        if layers[0].in_features != n_latent + n_condition or n_condition != n_classes:
+            raise ValueError(
+                f"the conditional model draws {n_condition} classes but {n_classes} are named; "
+                "pass classes with one name per class of the model"
+            )
+        if (
+            isinstance(initial_label, bool)
+            or not isinstance(initial_label, int)
+            or not (0 <= initial_label < n_condition)
+        ):
+            raise ValueError(
+                f"initial_label must be a class number from 0 to {n_condition - 1}, "
+                f"got {initial_label!r}"
+            )
+        condition = names
 
     quantized = []
     for layer in layers:
@@ -335,6 +392,8 @@ def export_decoder(
         TAB10[:n_classes],
         len(points),
         extent,
+        condition,
+        initial_label if condition else 0,
     )
 
 
