@@ -2,6 +2,7 @@
 
 Modules: ``training`` and ``quality`` run by default; ``ablation`` (one idea at a time) with
 ``--only ablation``; ``build`` (a cold and a warm book build, several minutes) with ``--only build``.
+``gpu`` (each chapter's full profile on a Colab T4, estimated on the CPU): ``--only gpu``.
 A new benchmark module gets a ``run`` function and a branch in :func:`run` below.
 Whenever the training benchmark runs, the last two lines are
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import ablation, build, machine, quality, training
+from . import ablation, build, gpu_estimate, machine, quality, training
 
 HEADLINE_BATCH = 100
 # At batch 100, speed-up over the reference: vl.train's default (the autograd loop the book shows) and the
@@ -91,6 +92,11 @@ def run(config: Config) -> dict:
         if set(config.only) == {"build"}:
             print(f"\nwall time: {time.perf_counter() - started:.0f} s")
             return results
+    if "gpu" in config.only:  # no data needed: one or two steps of each model on random inputs
+        results["gpu"] = gpu_estimate.run()
+        if not set(config.only) - {"build", "gpu"}:
+            print(f"\nwall time: {time.perf_counter() - started:.0f} s")
+            return results
     x_train, x_test = _load(config)
     if "training" in config.only:
         results["training"] = training.run(
@@ -127,7 +133,8 @@ def parse_args(argv=None) -> Config:
                         help="comma-separated thread counts to compare (default: 1, the default and the cores)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per batch size")
     parser.add_argument("--only", type=lambda s: tuple(s.split(",")), help="comma-separated: training,quality,ablation,build "
-                        "(default: training,quality; the ablation and the book build run only when named)")
+                        "(default: training,quality; the ablation and the book build run only when named)"
+                        "; gpu: the full profile's time on a T4, estimated")
     args = parser.parse_args(argv)
     changes = {"threads": args.threads}
     if args.rounds is not None:

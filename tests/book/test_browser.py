@@ -370,8 +370,22 @@ def _check_drawn_digit(state: dict, data: explorer.ExplorerData) -> np.ndarray:
     return drawn
 
 
-def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_book):
+def _point_at(driver, box, target) -> dict:
+    """Move the pointer over the explorer's plot to the latent point ``target``; the state once it has redrawn."""
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    scatter = box.find_element(By.CSS_SELECTOR, ".vx-scatter")
+    point = driver.execute_script("return arguments[0].vaeExplorer.toCanvas(arguments[1], arguments[2])",
+                                  box, float(target[0]), float(target[1]))
+    before = _explorer_state(driver)["renders"]
+    ActionChains(driver).move_to_element_with_offset(
+        scatter, int(round(point["x"] - scatter.size["width"] / 2)),
+        int(round(point["y"] - scatter.size["height"] / 2))).perform()
+    return _wait_for_render(driver, before)
+
+
+def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_book):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -381,7 +395,6 @@ def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_boo
     browser.get(site + EXPLORER_PAGE + ".html")
     _severe(browser)
     box = browser.find_element(By.CSS_SELECTOR, ".vae-explorer")
-    scatter = box.find_element(By.CSS_SELECTOR, ".vx-scatter")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
     start = _explorer_state(browser)
     assert start["mode"] == "explore" and start["renders"] >= 1, "the explorer did not start"
@@ -397,13 +410,7 @@ def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_boo
     step = 2 * data.extent / 300  # about one screen pixel in z
     drawn = []
     for target in (candidates[a], candidates[b]):
-        point = browser.execute_script("return arguments[0].vaeExplorer.toCanvas(arguments[1], arguments[2])",
-                                       box, float(target[0]), float(target[1]))
-        before = _explorer_state(browser)["renders"]
-        ActionChains(browser).move_to_element_with_offset(
-            scatter, int(round(point["x"] - scatter.size["width"] / 2)),
-            int(round(point["y"] - scatter.size["height"] / 2))).perform()
-        state = _wait_for_render(browser, before)
+        state = _point_at(browser, box, target)
         z = [float(v) for v in state["z"].split()]
         assert np.allclose(z, target, atol=2 * step), f"the pointer at {target} decoded z = {z}"
         drawn.append(_check_drawn_digit(state, data))
@@ -437,7 +444,6 @@ def test_the_latent_explorer_draws_what_pytorch_decodes(browser, site, built_boo
 def test_the_conditional_explorer_draws_the_chosen_digit_as_pytorch_decodes_it(browser, site, built_book):
     """Chapter 07's explorer: the class menu changes what the decoder draws at the same code, and every drawing is
     PyTorch's decoding of the reported code with the chosen label."""
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -467,15 +473,8 @@ def test_the_conditional_explorer_draws_the_chosen_digit_as_pytorch_decodes_it(b
     change = np.abs(drawn[0] - drawn[1]).max()
     assert change > 4 / 255 + 2 * PIXEL_TOLERANCE, f"changing the digit changed no pixel by more than {change:.3f}"
     # the pointer still picks the code, with the chosen digit kept
-    scatter = box.find_element(By.CSS_SELECTOR, ".vx-scatter")
     target = (0.5 * data.extent, -0.5 * data.extent)
-    point = browser.execute_script("return arguments[0].vaeExplorer.toCanvas(arguments[1], arguments[2])",
-                                   box, float(target[0]), float(target[1]))
-    before = _explorer_state(browser)["renders"]
-    ActionChains(browser).move_to_element_with_offset(
-        scatter, int(round(point["x"] - scatter.size["width"] / 2)),
-        int(round(point["y"] - scatter.size["height"] / 2))).perform()
-    state = _wait_for_render(browser, before)
+    state = _point_at(browser, box, target)
     assert state["label"] == b
     assert np.allclose([float(v) for v in state["z"].split()], target, atol=4 * data.extent / 300)
     _check_drawn_digit(state, data)

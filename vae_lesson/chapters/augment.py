@@ -552,6 +552,23 @@ def check_experiment_data(x_train, y_train, x_test, y_test):
     return x_train, y_train, x_test, y_test
 
 
+def _train_on_subset(model: nn.Module, rows: torch.Tensor, seed: int, settings: dict) -> int:
+    """Train a generator of the experiment on ``rows`` for the whole number of epochs closest to
+    ``settings["vae_steps"]`` gradient steps (at least one); returns the epochs."""
+    batch = min(settings["vae_batch_size"], len(rows))
+    epochs = max(1, round(settings["vae_steps"] / math.ceil(len(rows) / batch)))
+    train_vae(
+        model,
+        rows,
+        num_epochs=epochs,
+        batch_size=batch,
+        lr=settings["vae_lr"],
+        seed=seed,
+        quiet=True,
+    )
+    return epochs
+
+
 def train_subset_vae(x: torch.Tensor, x_test: torch.Tensor, seed: int, settings: dict):
     """The augmenter of one (n_train, seed): a VAE trained on the images ``x`` only, and its
     numbers.
@@ -568,21 +585,10 @@ def train_subset_vae(x: torch.Tensor, x_test: torch.Tensor, seed: int, settings:
     """
     from .iwae import iwae_bound, neg_elbo
 
-    n_train = len(x)
     started = time.perf_counter()
     torch.manual_seed(seed)
     vae = VAE(784, settings["vae_latent"], settings["vae_hidden"])
-    vae_batch = min(settings["vae_batch_size"], n_train)
-    epochs = max(1, round(settings["vae_steps"] / math.ceil(n_train / vae_batch)))
-    train_vae(
-        vae,
-        x.reshape(n_train, -1),
-        num_epochs=epochs,
-        batch_size=vae_batch,
-        lr=settings["vae_lr"],
-        seed=seed,
-        quiet=True,
-    )
+    epochs = _train_on_subset(vae, x.reshape(len(x), -1), seed, settings)
     vae_seconds = time.perf_counter() - started
     x_test_flat = x_test.reshape(len(x_test), -1)
     iwae = iwae_bound(vae, x_test_flat[:1000], K=settings["vae_iwae_k"])
@@ -606,21 +612,10 @@ def train_subset_cvae(x: torch.Tensor, y: torch.Tensor, x_test, y_test, seed: in
     from ..core.training import evaluate
     from .cvae import CVAE, with_labels
 
-    n_train = len(x)
     started = time.perf_counter()
     torch.manual_seed(seed)
     cvae = CVAE(784, 10, settings["vae_latent"], settings["vae_hidden"])
-    batch = min(settings["vae_batch_size"], n_train)
-    epochs = max(1, round(settings["vae_steps"] / math.ceil(n_train / batch)))
-    train_vae(
-        cvae,
-        with_labels(x.reshape(n_train, -1), y),
-        num_epochs=epochs,
-        batch_size=batch,
-        lr=settings["vae_lr"],
-        seed=seed,
-        quiet=True,
-    )
+    epochs = _train_on_subset(cvae, with_labels(x.reshape(len(x), -1), y), seed, settings)
     seconds = time.perf_counter() - started
     rows_test = with_labels(x_test.reshape(len(x_test), -1), y_test)
     return cvae, {
