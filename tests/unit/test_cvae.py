@@ -144,6 +144,22 @@ def test_the_requested_class_share_counts_what_the_classifier_sees():
     assert loose["confidently_as_asked"] == pytest.approx(3 / 4)
 
 
+def test_label_from_codes_is_a_nearest_neighbour_vote():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 4
+    centres = 10.0 * torch.randn(4, 2, generator=g)
+    separated = centres[labels] + 0.1 * torch.randn(200, 2, generator=g)
+    assert cvae.label_from_codes(separated[:100], labels[:100], separated[100:], labels[100:]) == 1.0
+    # codes that say nothing about the label: about 1 in 4, never near 1
+    noise = torch.randn(2000, 2, generator=g)
+    y = torch.randint(0, 4, (2000,), generator=g)
+    assert 0.15 < cvae.label_from_codes(noise[:1000], y[:1000], noise[1000:], y[1000:]) < 0.35
+    with pytest.raises(ValueError, match="one label"):
+        cvae.label_from_codes(noise[:10], y[:9], noise[10:20], y[10:20])
+    with pytest.raises(ValueError, match="classes 0 or more, got -1"):
+        cvae.label_from_codes(noise[:2], torch.tensor([0, -1]), noise[2:4], y[2:4])
+
+
 def test_the_kl_figure_draws_one_bar_per_dimension_and_model():
     fig = cvae.plot_kl_per_dimension({"CVAE": torch.tensor([0.1, 2.0, 0.5]),
                                       "VAE": torch.tensor([3.0, 1.0, 0.0])})

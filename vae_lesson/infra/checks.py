@@ -296,9 +296,9 @@ def check_codes_like(z, mean, name: str = "z") -> None:
         raise TypeError(f"{name} has dtype {z.dtype} but mean has {mean.dtype}; use one dtype")
 
 
-def check_class_labels(labels, n_classes: int) -> torch.Tensor:
-    """Integer class labels (batch,) from 0 to n_classes - 1, as int64; a NumPy array is
-    accepted."""
+def check_class_labels(labels, n_classes: int | None = None) -> torch.Tensor:
+    """Integer class labels (batch,) from 0 to n_classes - 1 (any non-negative integers when
+    n_classes is None), as int64; a NumPy array is accepted."""
     if isinstance(labels, np.ndarray):
         labels = torch.from_numpy(labels)
     if not isinstance(labels, torch.Tensor):
@@ -314,7 +314,13 @@ def check_class_labels(labels, n_classes: int) -> torch.Tensor:
             f"labels must be a 1-D tensor of integer classes, got dtype {labels.dtype} and shape "
             f"{tuple(labels.shape)}"
         )
-    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+    if len(labels) and n_classes is None and int(labels.min()) < 0:
+        raise ValueError(f"labels must be classes 0 or more, got {int(labels.min())}")
+    if (
+        len(labels)
+        and n_classes is not None
+        and (int(labels.min()) < 0 or int(labels.max()) >= n_classes)
+    ):
         raise ValueError(
             f"labels must be classes 0 to {n_classes - 1}, got values from {int(labels.min())} "
             f"to {int(labels.max())}"
