@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import html.parser
+import json
 import http.server
 import os
 import re
@@ -256,12 +257,91 @@ def test_no_code_cell_scrolls_sideways_at_1280_px(browser, site):
     assert not problems, "code cells wider than the page:\n" + "\n".join(problems)
 
 
-# Lists what makes a page unreadable on a phone: the page wider than the screen; a display equation wider than
-# its box with no box of its own to scroll in (clipped), or with its number drawn over it; a table wider than the
-# column that does not scroll in a wrapper of its own.
+def _shown_code(notebook: Path) -> list[str]:
+    """The source of each code cell whose input the page shows (folded ones included), in order."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"
+            and not {"remove-cell", "remove-input"} & set(cell.get("metadata", {}).get("tags", []))]
+
+
+# Each shown code cell's text (the characters of its <pre>, which is what sphinx-copybutton copies: the text of
+# a detached clone) and whether _static/code_lines.js split it into lines.
+CELL_TEXTS = r"""
+return Array.from(document.querySelectorAll("div.cell_input div.highlight > pre")).map((pre) =>
+  [pre.textContent.replace(/\n$/, ""), pre.classList.contains("code-lines")]);
+"""
+COPY_CLICKED_PAGES = ("notebooks/01_autoencoder", "notebooks/05_vae")
+
+
+def _click_copy_buttons(browser, site) -> list[str]:
+    """Click every code cell's copy button on the page, as a reader does, and read the clipboard each time."""
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": site.rstrip("/"), "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    browser.execute_script("document.querySelectorAll('details').forEach((d) => { d.open = true; });")
+    read = ("const done = arguments[arguments.length - 1];"
+            "navigator.clipboard.readText().then(done, (error) => done('clipboard error: ' + error));")
+    copied = []
+    for button in browser.find_elements(By.CSS_SELECTOR, "div.cell_input button.copybtn"):
+        browser.execute_async_script("const done = arguments[arguments.length - 1];"
+                                     "navigator.clipboard.writeText('(nothing copied)').then(done, done);")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        ActionChains(browser).move_to_element(button).click().perform()
+        copied.append(browser.execute_async_script(read))
+    return copied
+
+
+def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
+    """_static/code_lines.js rebuilds each code block's markup line by line (so that lines can wrap on a
+    phone); the text of every cell must stay its source, character for character, and on two chapters the
+    copy buttons are clicked and the clipboard read."""
+    n_cells = 0
+    for page in _toc_pages():
+        if not page.startswith("notebooks/"):
+            continue
+        browser.get(site + page + ".html")
+        texts = browser.execute_script(CELL_TEXTS)
+        expected = [source.strip("\n") for source in _shown_code(ROOT / (page + ".ipynb"))]
+        assert all(split for _, split in texts), f"{page}: not every code cell was split into lines"
+        assert [text for text, _ in texts] == expected, f"{page}: a code cell's text is not its source"
+        if page in COPY_CLICKED_PAGES:
+            assert _click_copy_buttons(browser, site) == expected, f"{page}: a copy button copies something else"
+        n_cells += len(texts)
+    assert n_cells > 100
+
+
+# Opens every folded cell and solution, then lists what makes a page unreadable on a phone: the page wider than
+# the screen; a display equation wider than its box with no box of its own to scroll in (clipped), or with its
+# number drawn over it; a table wider than the column that does not scroll in a wrapper of its own; a code block,
+# or a printed output that is not a table, that scrolls sideways (_static/code_lines.js and phone.css wrap them);
+# a wrapped code line whose continuation does not start to the right of the line's first character.
 PHONE_PROBLEMS = r"""
+document.querySelectorAll("details").forEach((details) => { details.open = true; });
+document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
 const width = document.documentElement.clientWidth;
 const problems = [];
+const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim().slice(0, 60);
+let wrapped = 0;
+document.querySelectorAll("article pre").forEach((pre) => {
+  const output = pre.closest(".cell_output");
+  if (output && !pre.classList.contains("output-text")) return;  // a table: it may scroll in its own box
+  if (pre.scrollWidth > pre.clientWidth + 1)
+    problems.push(`${output ? "printed output" : "code"} scrolls sideways: ${longest(pre.textContent)}`);
+});
+document.querySelectorAll("article pre.code-lines > .code-line").forEach((line) => {
+  const range = document.createRange();
+  range.setStart(line, line.firstChild && line.firstChild.classList &&
+                 line.firstChild.classList.contains("code-indent") ? 1 : 0);
+  range.setEnd(line, line.childNodes.length);
+  const rects = Array.from(range.getClientRects()).filter((r) => r.width > 0);
+  if (!rects.length) return;
+  const later = rects.filter((r) => r.top >= rects[0].bottom - 1);
+  if (later.length) wrapped += 1;
+  if (later.some((r) => r.left <= rects[0].left + 1))
+    problems.push(`a wrapped code line continues left of its start: ${line.textContent.trim().slice(0, 60)}`);
+});
 if (document.documentElement.scrollWidth > width + 1)
   problems.push(`the page is ${document.documentElement.scrollWidth} px wide on a ${width} px screen`);
 function scroller(element, stop) {  // the element itself or the nearest ancestor below stop that scrolls sideways
@@ -289,12 +369,12 @@ document.querySelectorAll("article table").forEach((table) => {
   if (table.getBoundingClientRect().right > width + 1 && !scroller(table.parentElement, article))
     problems.push(`table wider than the screen: ${table.textContent.trim().slice(0, 50)}`);
 });
-return problems;
+return {problems: problems, wrapped: wrapped, codeLines: document.querySelectorAll("pre.code-lines").length};
 """
 
 
 def test_every_page_reads_on_a_phone(phone, site):
-    problems, n_equations = [], 0
+    problems, n_equations, n_wrapped = [], 0, 0
     for page in _toc_pages():
         phone.get(site + page + ".html")
         assert phone.execute_script("return screen.width") == PHONE_WIDTH
@@ -302,10 +382,15 @@ def test_every_page_reads_on_a_phone(phone, site):
             "const done = arguments[arguments.length - 1];"
             "((window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve()).then(() => done());")
         n_equations += phone.execute_script('return document.querySelectorAll(\'mjx-container[display="true"]\').length')
-        problems += [f"{page}: {problem}" for problem in phone.execute_script(PHONE_PROBLEMS)]
+        report = phone.execute_script(PHONE_PROBLEMS)
+        problems += [f"{page}: {problem}" for problem in report["problems"]]
+        n_wrapped += report["wrapped"]
+        if page.startswith("notebooks/") and report["codeLines"] == 0:
+            problems.append(f"{page}: no code block was split into lines (_static/code_lines.js did not run)")
         if page == "book/elbo":
             phone.save_screenshot(str(_screenshot_dir() / "elbo_phone.png"))
     assert n_equations > 50  # the check saw the book's equations
+    assert n_wrapped > 100  # and code lines that wrap
     assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
 
 
