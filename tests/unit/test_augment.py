@@ -90,9 +90,9 @@ def test_classifier_errors():
         A.train_classifier(model, x, y)
     with pytest.raises(ValueError, match="exactly one"):
         A.train_classifier(model, x, y, num_epochs=1, num_steps=1)
-    with pytest.raises(TypeError, match="integer class labels"):
+    with pytest.raises(TypeError, match="y must hold integer classes"):
         A.train_classifier(model, x, y.float(), num_steps=1)
-    with pytest.raises(ValueError, match=r"y must lie in 0 \.\. 1"):
+    with pytest.raises(ValueError, match="y must be classes 0 to 1, got values from 1 to 2"):
         A.train_classifier(model, x, y + 1, num_steps=1)
     with pytest.raises(ValueError, match=r"shape \(20,\)"):
         A.train_classifier(model, x, y[:5], num_steps=1)
@@ -341,7 +341,7 @@ def test_cvae_augmentation_draws_each_label_from_the_prior(digits28):
         A.augment_with_cvae(vl.VAE(784, 3, 8), labels, 2)
     with pytest.raises(ValueError, match="factor"):
         A.augment_with_cvae(cvae, labels, 0)
-    with pytest.raises(ValueError, match=r"0 \.\. 9"):
+    with pytest.raises(ValueError, match="y must be classes 0 to 9, got values from 10 to 10"):
         A.augment_with_cvae(cvae, torch.tensor([10]), 1)
 
 

@@ -156,7 +156,7 @@ def test_label_from_codes_is_a_nearest_neighbour_vote():
     assert 0.15 < cvae.label_from_codes(noise[:1000], y[:1000], noise[1000:], y[1000:]) < 0.35
     with pytest.raises(ValueError, match="one label"):
         cvae.label_from_codes(noise[:10], y[:9], noise[10:20], y[10:20])
-    with pytest.raises(ValueError, match="classes 0 or more, got -1"):
+    with pytest.raises(ValueError, match="y_train must be classes 0 or more, got values from -1 to 0"):
         cvae.label_from_codes(noise[:2], torch.tensor([0, -1]), noise[2:4], y[2:4])
 
 
@@ -175,7 +175,7 @@ def test_the_kl_figure_draws_one_bar_per_dimension_and_model():
     [
         (lambda: one_hot(torch.tensor([0.0, 1.0])), TypeError, "integer classes"),
         (lambda: one_hot(torch.tensor([0, 10])), ValueError, "classes 0 to 9, got values from 0 to 10"),
-        (lambda: one_hot(torch.tensor([[0, 1]])), TypeError, "1-D tensor"),
+        (lambda: one_hot(torch.tensor([[0, 1]])), ValueError, "1-D tensor"),
         (lambda: one_hot([1, 2]), TypeError, "labels must be a torch.Tensor of integer classes"),
         (lambda: with_labels(torch.rand(3, 4), torch.tensor([0, 1])), ValueError, "3 images but labels has 2"),
         (lambda: with_labels(torch.rand(3, 2, 2), torch.tensor([0, 1, 2])), ValueError, "flatten"),

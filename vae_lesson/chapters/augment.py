@@ -40,10 +40,10 @@ from ..core.training import train as train_vae
 from ..core.vae import VAE
 from ..infra.atomic import write_text_atomically
 from ..infra.checks import (
+    check_class_labels,
     check_finite,
     check_generator,
     check_model_input,
-    check_not_meta,
     check_positive_int,
     check_seed,
     check_tensor,
@@ -108,33 +108,6 @@ def _as_images(x, name: str) -> torch.Tensor:
     return x
 
 
-def _check_labels(y, name: str, n: int | None, n_classes: int | None = None) -> torch.Tensor:
-    """(n,) integer labels 0 .. n_classes - 1 (any non-negative integers when n_classes is None; any
-    length when n is None)."""
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of integer labels, got {type(y).__name__}")
-    check_not_meta(y, name)
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise TypeError(
-            f"{name} must hold integer class labels (e.g. torch.int64), got dtype {y.dtype}"
-        )
-    if y.dim() != 1 or (n is not None and len(y) != n):
-        raise ValueError(
-            f"{name} must have shape ({'n' if n is None else n},), one label per image, "
-            f"got {tuple(y.shape)}"
-        )
-    if len(y) and int(y.min()) < 0:
-        raise ValueError(
-            f"{name} must hold class labels >= 0, got labels from {int(y.min())} to {int(y.max())}"
-        )
-    if n_classes is not None and len(y) and int(y.max()) >= n_classes:
-        raise ValueError(
-            f"{name} must lie in 0 .. {n_classes - 1}, got labels from {int(y.min())} "
-            f"to {int(y.max())}"
-        )
-    return y.long()
-
-
 _check_generator = check_generator
 
 
@@ -179,7 +152,7 @@ def _check_classifier_data(model, x, y, name_x="x", name_y="y"):
     check_model_input(x, name_x, model)
     check_finite(x, name_x)
     check_unit_interval(x, name_x)
-    y = _check_labels(y, name_y, len(x), getattr(model, "n_classes", None))
+    y = check_class_labels(y, getattr(model, "n_classes", None), name=name_y, n=len(x))
     return x, y
 
 
@@ -304,7 +277,7 @@ def balanced_subset(
     """
     if n_classes is not None:
         check_positive_int(n_classes, "n_classes")
-    y = _check_labels(y, "y", None, n_classes)
+    y = check_class_labels(y, n_classes, name="y")
     if len(y) == 0:
         raise ValueError("y is empty: there are no labelled examples to choose from")
     check_positive_int(n, "n")
@@ -421,7 +394,7 @@ def augment_with_vae(
         i * factor ... (i + 1) * factor - 1 come from image i.
     """
     z, _, _ = vae_codes(vae, x, factor, scale=scale, generator=generator)
-    y = _check_labels(y, "y", len(x))
+    y = check_class_labels(y, name="y", n=len(x))
     if z.shape[2] != vae.n_latent:
         raise ValueError(
             f"the encoder returned {z.shape[2]} latent dimensions but the VAE has "
@@ -462,7 +435,7 @@ def shift_augment(
             + (" (empty)" if x.numel() == 0 else "")
         )
     check_unit_interval(x, "x")
-    y = _check_labels(y, "y", len(x))
+    y = check_class_labels(y, name="y", n=len(x))
     check_positive_int(factor, "factor")
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(f"max_shift must be an integer >= 0, got {max_shift!r}")
@@ -547,8 +520,8 @@ def check_experiment_data(x_train, y_train, x_test, y_test):
     and labels 0 .. 9; returns the images as (n, 28, 28) and the labels as int64."""
     x_train = _as_images(x_train, "x_train")[:, 0]
     x_test = _as_images(x_test, "x_test")[:, 0]
-    y_train = _check_labels(y_train, "y_train", len(x_train), 10)
-    y_test = _check_labels(y_test, "y_test", len(x_test), 10)
+    y_train = check_class_labels(y_train, 10, name="y_train", n=len(x_train))
+    y_test = check_class_labels(y_test, 10, name="y_test", n=len(x_test))
     return x_train, y_train, x_test, y_test
 
 
@@ -639,7 +612,7 @@ def augment_with_cvae(
 
     if not isinstance(cvae, CVAE):
         raise TypeError(f"cvae must be a trained CVAE, got {type(cvae).__name__}")
-    y = _check_labels(y, "y", None, cvae.n_classes)
+    y = check_class_labels(y, cvae.n_classes, name="y")
     check_positive_int(factor, "factor")
     _check_generator(generator)
     labels = y.repeat_interleave(factor)

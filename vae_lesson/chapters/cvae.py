@@ -234,10 +234,8 @@ def label_from_codes(codes_train, y_train, codes_test, y_test, k: int = 10) -> f
         if value.dim() != 2:
             raise ValueError(f"{name} must have shape (n, d), got {tuple(value.shape)}")
         arrays.append(value.detach().cpu().numpy())
-    train_labels = check_class_labels(y_train).numpy()
-    test_labels = check_class_labels(y_test).numpy()
-    if len(train_labels) != len(arrays[0]) or len(test_labels) != len(arrays[1]):
-        raise ValueError("each code needs one label: codes and labels differ in length")
+    train_labels = check_class_labels(y_train, name="y_train", n=len(arrays[0])).numpy()
+    test_labels = check_class_labels(y_test, name="y_test", n=len(arrays[1])).numpy()
     knn = KNeighborsClassifier(n_neighbors=min(k, len(train_labels))).fit(arrays[0], train_labels)
     return float(knn.score(arrays[1], test_labels))
 

@@ -296,35 +296,31 @@ def check_codes_like(z, mean, name: str = "z") -> None:
         raise TypeError(f"{name} has dtype {z.dtype} but mean has {mean.dtype}; use one dtype")
 
 
-def check_class_labels(labels, n_classes: int | None = None) -> torch.Tensor:
-    """Integer class labels (batch,) from 0 to n_classes - 1 (any non-negative integers when
-    n_classes is None), as int64; a NumPy array is accepted."""
-    if isinstance(labels, np.ndarray):
-        labels = torch.from_numpy(labels)
+def check_class_labels(
+    labels, n_classes: int | None = None, *, name: str = "labels", n: int | None = None
+) -> torch.Tensor:
+    """Integer class labels of shape (n,) from 0 to n_classes - 1, as int64 (any non-negative
+    integers when n_classes is None, any length when n is None). Errors call the labels ``name``."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(
-            f"labels must be a torch.Tensor of integer classes, got {type(labels).__name__}; "
-            "convert it with torch.as_tensor(labels)"
+            f"{name} must be a torch.Tensor of integer classes, got {type(labels).__name__}; "
+            f"convert it with torch.as_tensor({name})"
         )
-    if labels.device.type == "meta":
-        raise ValueError("labels must hold values, got a tensor on the meta device")
-    not_integer = labels.dtype.is_floating_point or labels.dtype.is_complex
-    if not_integer or labels.dtype == torch.bool or labels.dim() != 1:
+    check_not_meta(labels, name)
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(
-            f"labels must be a 1-D tensor of integer classes, got dtype {labels.dtype} and shape "
-            f"{tuple(labels.shape)}"
+            f"{name} must hold integer classes (e.g. torch.int64), got dtype {labels.dtype}"
         )
-    if len(labels) and n_classes is None and int(labels.min()) < 0:
-        raise ValueError(f"labels must be classes 0 or more, got {int(labels.min())}")
-    if (
-        len(labels)
-        and n_classes is not None
-        and (int(labels.min()) < 0 or int(labels.max()) >= n_classes)
-    ):
+    if labels.dim() != 1 or (n is not None and len(labels) != n):
         raise ValueError(
-            f"labels must be classes 0 to {n_classes - 1}, got values from {int(labels.min())} "
-            f"to {int(labels.max())}"
+            f"{name} must be a 1-D tensor of shape ({'n' if n is None else n},), one label per "
+            f"image, got shape {tuple(labels.shape)}"
         )
+    if len(labels):
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or (n_classes is not None and high >= n_classes):
+            allowed = "0 or more" if n_classes is None else f"0 to {n_classes - 1}"
+            raise ValueError(f"{name} must be classes {allowed}, got values from {low} to {high}")
     return labels.long()
 
 
