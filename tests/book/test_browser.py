@@ -394,6 +394,52 @@ def test_every_page_reads_on_a_phone(phone, site):
     assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
 
 
+ZOOM_PAGE = "notebooks/06_kl_term"  # a chapter of wide figures: panels in rows, small text once shrunk
+ZOOM_STATE = r"""
+const overlay = document.querySelector(".figure-zoom");
+const big = overlay && overlay.querySelector("img");
+return {open: !!overlay, width: big ? big.getBoundingClientRect().width : null,
+        natural: big ? big.naturalWidth : null, src: big ? big.getAttribute("src") : null,
+        scrolls: overlay ? overlay.querySelector(".figure-zoom-box").scrollWidth > window.innerWidth : null,
+        zoomable: document.querySelectorAll("img.figure-zoomable").length,
+        shrunk: Array.from(document.querySelectorAll("article .cell_output img"))
+          .filter((img) => img.naturalWidth > 1.15 * img.clientWidth).length};
+"""
+
+
+def test_a_tapped_figure_opens_at_full_size_on_a_phone(phone, browser, site):
+    """On a phone the column shrinks a chapter's figures to about half, and their text with them
+    (_static/figure_zoom.js): a tap opens the figure over the page at its own size, which the back button,
+    Escape and the close button close again. On a wide screen a click on a figure does nothing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    phone.get(site + ZOOM_PAGE + ".html")
+    state = phone.execute_script(ZOOM_STATE)
+    assert state["shrunk"] >= 5 and state["zoomable"] == state["shrunk"], state
+    figure = phone.find_elements(By.CSS_SELECTOR, "article .cell_output img.figure-zoomable")[1]
+    phone.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
+    for how in ("back", "escape", "button"):
+        figure.click()
+        state = phone.execute_script(ZOOM_STATE)
+        assert state["open"] and state["src"] == figure.get_attribute("src"), (how, state)
+        assert state["width"] == state["natural"] and state["scrolls"], state  # its own size, wider than a phone
+        if how == "back":
+            phone.back()
+        elif how == "escape":
+            phone.switch_to.active_element.send_keys(Keys.ESCAPE)
+        else:
+            phone.find_element(By.CSS_SELECTOR, ".figure-zoom-close").click()
+        assert not phone.execute_script(ZOOM_STATE)["open"], how
+        assert phone.current_url == site + ZOOM_PAGE + ".html", how  # still on the chapter
+    browser.get(site + ZOOM_PAGE + ".html")
+    assert browser.execute_script(ZOOM_STATE)["zoomable"] == 0
+    wide = browser.find_elements(By.CSS_SELECTOR, "article .cell_output img")[1]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", wide)
+    wide.click()
+    assert not browser.execute_script(ZOOM_STATE)["open"]
+
+
 def test_a_solution_opens_wherever_its_title_is_clicked(browser, site):
     """The title of a folded solution links to its exercise; a click on that link must open the solution,
     not jump away (the book's _static/dropdowns.css)."""
