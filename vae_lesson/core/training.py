@@ -314,14 +314,7 @@ def train(
         NonFiniteLossError: the loss became NaN or infinite (before the step that would spread it).
         GPUMemoryError: the GPU ran out of memory; the message names the batch size to lower.
     """
-    _check_model(model)
-    check_positive_int(num_epochs, "num_epochs")
-    check_positive_int(batch_size, "batch_size")
-    check_number(lr, "lr", positive=True)
-    check_seed(seed)
-    _check_data(x_train, "x_train", model)
-    if x_test is not None:
-        _check_data(x_test, "x_test", model)
+    _check_train_arguments(model, x_train, x_test, num_epochs, batch_size, lr, seed)
     loss_kwargs = dict(loss_kwargs or {})
     home = _model_device(model)
     if device is None and backward == "manual":
@@ -396,6 +389,18 @@ def train(
                 callback(epoch, history)
         model.eval()
         return history
+
+
+def _check_train_arguments(model, x_train, x_test, num_epochs, batch_size, lr, seed) -> None:
+    """What :func:`train` checks before anything else (and ``load_or_train`` before a download)."""
+    _check_model(model)
+    check_positive_int(num_epochs, "num_epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_number(lr, "lr", positive=True)
+    check_seed(seed)
+    _check_data(x_train, "x_train", model)
+    if x_test is not None:
+        _check_data(x_test, "x_test", model)
 
 
 _DIVERGED_HINT = "Try a smaller learning rate (lr={lr}) or check the data for extreme values."
@@ -541,16 +546,14 @@ def load_or_train(
 def _fetch_published_weights(name, path, model, x_train, x_test, num_epochs, train_kwargs):
     """Download the published checkpoint ``name`` to ``path`` unless ``path`` already holds this
     finished run; ``train`` then loads it instead of training."""
-    # the checks train makes first, so that bad arguments get train's messages
-    _check_model(model)
-    check_positive_int(num_epochs, "num_epochs")
-    _check_data(x_train, "x_train", model)
-    if x_test is not None:
-        _check_data(x_test, "x_test", model)
     defaults = {
         key: parameter.default for key, parameter in inspect.signature(train).parameters.items()
     }
     options = {**defaults, **train_kwargs}
+    # train's own checks first, so that bad arguments get train's messages
+    _check_train_arguments(
+        model, x_train, x_test, num_epochs, options["batch_size"], options["lr"], options["seed"]
+    )
     settings = _settings(
         model,
         x_train,
