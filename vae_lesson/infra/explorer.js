@@ -180,8 +180,8 @@
     // ---- layout
     var uid = container.id || "vae-explorer";
     var help = element(doc, "p", { "class": "vx-help" },
-      "Move the pointer over the plot (or focus it and use the arrow keys) to decode that point of the latent " +
-      "plane. Choose \u201cWalk\u201d to move along a straight line between two points." +
+      "Move the pointer over the plot, or drag a finger across it (or focus it and use the arrow keys), to " +
+      "decode that point of the latent plane. Choose \u201cWalk\u201d to move along a straight line between two points." +
       (decoder.nCondition > 0 ? " The menu above the image chooses which class the decoder draws." : ""));
     var modes = element(doc, "div", { "class": "vx-modes", role: "radiogroup", "aria-label": "mode" });
     [["explore", "Explore the plane"], ["walk", "Walk between two points"]].forEach(function (mode, i) {

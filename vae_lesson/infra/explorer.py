@@ -51,7 +51,7 @@ JS_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "elu", "leaky_relu")
 # The notebooks are re-executed when a .py file of the package changes, not when explorer.js does:
 # this hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the
 # script means updating the hash here, which re-executes the chapter that shows the widget.
-SCRIPT_SHA256 = "1bf85f2dce101fbe8f1df081c34d18c04c5944b3c7f9dae81d4d76a6fdf605bf"
+SCRIPT_SHA256 = "e9909c97a7c26046bf4e97a9325eff64bd5b0d43ec080a06a09f45fbdd988ed3"
 TAB10 = (
     "#1f77b4",
     "#ff7f0e",
