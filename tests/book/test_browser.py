@@ -1,8 +1,8 @@
 """The built book in a real browser: headless Chromium, driven by Selenium, on the fast-mode build.
 
 Every page of the table of contents is served from 127.0.0.1 and loaded; it must log no JavaScript error,
-load every image, typeset all of its math, fetch nothing from another host, and link only to pages and
-anchors that exist. On the VAE chapter the latent explorer is driven with the pointer and the keyboard, and
+load every image and give each a text alternative, typeset all of its math, fetch nothing from another host,
+and link only to pages and anchors that exist. On the VAE chapter the latent explorer is driven with the pointer and the keyboard, and
 the digits it draws are compared with PyTorch's decoding of the same codes. Screenshots of key pages are
 saved for a person to look at, in $VAE_LESSON_SCREENSHOT_DIR (default _build/screenshots).
 
@@ -156,6 +156,9 @@ Promise.race([Promise.all([typeset, ...loaded]), timeout]).then(() => {
     typesetMath: document.querySelectorAll("mjx-container").length,
     mathElements: document.querySelectorAll(".math").length,
     brokenImages: images.filter((img) => !(img.complete && img.naturalWidth > 0)).map((img) => img.currentSrc || img.src),
+    // a figure's text alternative, for a reader who cannot see it: not missing, not its file name
+    noAlt: images.filter((img) => img.closest("article") && !img.closest(".vae-explorer")
+                         && !/[a-z]{3,}\s+[a-z]{2,}/i.test(img.alt || "")).map((img) => img.getAttribute("src").slice(-40)),
     nImages: images.length,
     rawMath: raw,
     links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.href),
@@ -229,6 +232,8 @@ def test_every_page_loads_with_images_math_and_working_links(browser, site):
                      if not url.startswith(site) and not url.startswith("data:")]
         if page.startswith("notebooks/") and report["nImages"] == 0:
             problems.append(f"{page}: no image at all")
+        problems += [f"{page}: an image without a text alternative (its alt is missing or a file name): {src}"
+                     for src in report["noAlt"]]
         for url in report["links"]:
             links.setdefault(url, page)
         if page in SCREENSHOT_PAGES:
