@@ -77,11 +77,11 @@ def test_class_centroids_errors():
     z = torch.randn(6, 2)
     with pytest.raises(ValueError, match=r"class\(es\) \[1\] have no points"):
         class_centroids(z, torch.tensor([0, 0, 2, 2, 2, 0]))
-    with pytest.raises(ValueError, match=r"labels must have shape \(6,\)"):
+    with pytest.raises(ValueError, match=r"labels must be a 1-D tensor of shape \(6,\)"):
         class_centroids(z, torch.tensor([0, 1, 2]))
-    with pytest.raises(ValueError, match="n_classes=2"):
+    with pytest.raises(ValueError, match="labels must be classes 0 to 1, got values from 0 to 2"):
         class_centroids(z, torch.tensor([0, 1, 2, 0, 1, 2]), n_classes=2)
-    with pytest.raises(TypeError, match="labels must be integers"):
+    with pytest.raises(TypeError, match="labels must hold integer classes"):
         class_centroids(z, torch.zeros(6))
 
 

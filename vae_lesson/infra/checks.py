@@ -297,10 +297,16 @@ def check_codes_like(z, mean, name: str = "z") -> None:
 
 
 def check_class_labels(
-    labels, n_classes: int | None = None, *, name: str = "labels", n: int | None = None
+    labels,
+    n_classes: int | None = None,
+    *,
+    name: str = "labels",
+    n: int | None = None,
+    per: str = "image",
 ) -> torch.Tensor:
     """Integer class labels of shape (n,) from 0 to n_classes - 1, as int64 (any non-negative
-    integers when n_classes is None, any length when n is None). Errors call the labels ``name``."""
+    integers when n_classes is None, any length when n is None). Errors call the labels ``name``
+    and say there is one label per ``per``."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of integer classes, got {type(labels).__name__}; "
@@ -314,7 +320,7 @@ def check_class_labels(
     if labels.dim() != 1 or (n is not None and len(labels) != n):
         raise ValueError(
             f"{name} must be a 1-D tensor of shape ({'n' if n is None else n},), one label per "
-            f"image, got shape {tuple(labels.shape)}"
+            f"{per}, got shape {tuple(labels.shape)}"
         )
     if len(labels):
         low, high = int(labels.min()), int(labels.max())

@@ -15,12 +15,12 @@ from torch import nn
 
 from .checks import (
     check_batch,
+    check_class_labels,
     check_finite,
     check_generator,
     check_image_shape,
     check_model_has_values,
     check_model_input,
-    check_not_meta,
     check_positive_int,
     check_tensor,
 )
@@ -158,27 +158,19 @@ def class_centroids(z: torch.Tensor, labels, n_classes: int | None = None) -> to
         (n_classes, n_latent) tensor.
     """
     z = _check_points(z, "z")
-    try:
-        labels = torch.as_tensor(labels)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(
-            f"labels must be a tensor, array or list of integer class labels, got {labels!r:.60}"
-        ) from None
-    check_not_meta(labels, "labels")
-    if labels.dim() != 1 or len(labels) != len(z):
-        raise ValueError(
-            f"labels must have shape ({len(z)},) to match z, got {tuple(labels.shape)}"
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
-    labels = labels.to(device=z.device, dtype=torch.long)
-    if int(labels.min()) < 0:
-        raise ValueError(f"labels must be >= 0, got {int(labels.min())}")
+    if n_classes is not None:
+        check_positive_int(n_classes, "n_classes")
+    if not isinstance(labels, torch.Tensor):  # a NumPy array or a list of classes
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                "labels must be a tensor, array or list of integer class labels, got "
+                f"{labels!r:.60}"
+            ) from None
+    labels = check_class_labels(labels, n_classes, n=len(z), per="row of z").to(z.device)
     if n_classes is None:
         n_classes = int(labels.max()) + 1
-    check_positive_int(n_classes, "n_classes")
-    if int(labels.max()) >= n_classes:
-        raise ValueError(f"labels go up to {int(labels.max())} but n_classes={n_classes}")
     counts = torch.bincount(labels, minlength=n_classes)
     if (counts == 0).any():
         missing = torch.nonzero(counts == 0).flatten().tolist()
