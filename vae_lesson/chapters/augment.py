@@ -197,13 +197,13 @@ def train_classifier(
     pass; the same seed and initial weights give identical weights.
 
     Args:
-        model: e.g. a :class:`SmallCNN`; must map (batch, 1, 28, 28) images to (batch, n_classes)
-        logits.
+        model: e.g. a :class:`SmallCNN`; must map (batch, 1, 28, 28) images to
+            (batch, n_classes) logits.
         x: (n, 1, 28, 28), (n, 28, 28) or (n, 784) float images in [0, 1].
         y: (n,) integer labels 0 .. n_classes - 1.
         batch_size: images per step (at most n are used).
-        x_val, y_val: optional held-out images and labels; their accuracy is recorded after each
-        pass.
+        x_val, y_val: optional held-out images and labels; their accuracy is recorded after
+            each pass.
 
     Returns:
         ``{"train_loss": [mean cross-entropy (nats per image) of each pass], "val_accuracy": [...],
@@ -334,8 +334,8 @@ def vae_codes(
 
     Args:
         vae: a trained VAE; x: (n, ...) images with ``vae.n_in`` pixels each, in [0, 1].
-        factor: codes per image; scale: multiplies the standard deviation of q(z|x) (0: the mean
-        only).
+        factor: codes per image; scale: multiplies the standard deviation of q(z|x) (0: the
+            mean only).
 
     Returns:
         z (n, factor, n_latent), and the mean and standard deviation of q(z|x), each (n, n_latent).

@@ -1,5 +1,5 @@
-"""The MLP VAE's gradients derived by hand: one training step of :class:`~vae_lesson.VAE` without
-autograd.
+"""The MLP VAE's gradients derived by hand: one training step of :class:`~vae_lesson.VAE`
+without autograd.
 
 Autograd is general: it records every operation of ``model.loss`` in a graph, allocates each
 intermediate and each gradient afresh, and replays the graph backwards. For the book's one fixed
@@ -35,9 +35,8 @@ Two numerical choices, both exact identities evaluated differently:
 * tanh(a) is computed as ``2 sigmoid(2a) - 1``: the same function, which PyTorch evaluates about
   twice as fast as ``torch.tanh`` on a CPU; the two agree to about 1e-7.
 * The Bernoulli term uses ``softplus(y) = max(y, 0) - log(sigmoid(|y|))`` with
-  ``sigmoid(|y|) = max(p, 1 - p)`` for the ``p = sigmoid(y)`` the gradient needs anyway: one log of
-  a
-  number in [1/2, 1] per pixel instead of torch's log1p(exp(.)), and never log(0).
+  ``sigmoid(|y|) = max(p, 1 - p)`` for the ``p = sigmoid(y)`` the gradient needs anyway: one log
+  of a number in [1/2, 1] per pixel instead of torch's log1p(exp(.)), and never log(0).
 """
 
 from __future__ import annotations
@@ -136,8 +135,8 @@ class ManualStep:
         m = model
         L, n_hidden = m.n_latent, m.le2.in_features
         self._dtype = dtype = m.le1.weight.dtype
-        # Both encoder heads as one (2L, n_hidden) product; their gradients are adjacent rows of one
-        # buffer.
+        # Both encoder heads as one (2L, n_hidden) product; their gradients are adjacent rows
+        # of one buffer.
         self._heads_w = torch.empty(2 * L, n_hidden, dtype=dtype)
         self._heads_b = torch.empty(2 * L, dtype=dtype)
         self._heads_gw = torch.empty(2 * L, n_hidden, dtype=dtype)
@@ -266,7 +265,7 @@ class ManualStep:
         torch.mul(sd, sd, out=var)
         kl = (float(torch.addcmul(var, mu, mu).sub_(lv).sum()) - mu.numel()) * (0.5 * C / B)
 
-        # backward, from the logits to the input layer; d_a and d_b alternate as the running
+        # backward, from the logits to the input layer; d_a and d_b take turns as the running
         # gradient
         d_a, d_b, work_h = b["d_a"], b["d_b"], b["work_h"]
         d_y = p.sub_(xb).div_(B)

@@ -1,5 +1,5 @@
-"""Which reconstruction loss? Squared error or binary cross-entropy, and how to reduce it to one
-number.
+"""Which reconstruction loss? Squared error or binary cross-entropy, and how to reduce it to
+one number.
 
 Chapter 09 (notebooks/09_loss_choice.ipynb) defines what this module keeps: :func:`per_pixel_loss`,
 :func:`reconstruction_loss` with its three reductions, :func:`effective_beta`, and the two models

@@ -1,5 +1,5 @@
-"""Training: one seeded, deterministic loop for every model in the book, with a history of each loss
-term.
+"""Training: one seeded, deterministic loop for every model in the book, with a history of each
+loss term.
 
 :func:`train_epoch` is the loop chapter 01 writes out (zero_grad, backward, step); :func:`train`
 runs it for many epochs with what a notebook needs around it: seeding, a progress bar, a test
@@ -283,27 +283,23 @@ def train(
     ``backward``, ``step``.
 
     Args:
-        model: a VAE, AutoEncoder or any module with ``loss(x, **loss_kwargs)`` (see module
-        docstring).
+        model: a VAE, AutoEncoder or any module with ``loss(x, **loss_kwargs)`` (see the module
+            docstring).
         x_train: (n, ...) training examples in [0, 1], e.g. ``mnist.x_train_flat``.
         x_test: optional held-out examples, evaluated after every epoch.
         num_epochs: passes over ``x_train``.
         batch_size, lr: minibatch size and Adam's learning rate.
-        seed: seeds the shuffling and the model's sampling: the same seed (and initial weights) give
-        an
-            identical history.
+        seed: seeds the shuffling and the model's sampling: the same seed (and initial weights)
+            give an identical history.
         loss_kwargs: passed to ``model.loss``, e.g. ``{"C": 1.0, "k": 1}`` for a VAE.
         quiet: no progress bar.
         checkpoint_path: save a checkpoint after every epoch (atomically). If one from the same
-        settings
-            exists and ``resume`` is true, training continues from it.
+            settings exists and ``resume`` is true, training continues from it.
         callback: called as ``callback(epoch, history)`` after each epoch (0-based epoch).
         backward: how the gradients are computed. ``"autograd"`` (default):
-        ``loss.total.backward()``.
-            ``"manual"``, an opt-in: the hand-derived gradients of the appendix
-            (:mod:`vae_lesson.chapters.manual_backward`), for a plain ``VAE`` with tanh, ``k=1``, on
-            the
-            CPU: the same numbers to float32 rounding, about 1.2x as fast.
+            ``loss.total.backward()``. ``"manual"``, an opt-in: the hand-derived gradients of the
+            appendix (:mod:`vae_lesson.chapters.manual_backward`), for a plain ``VAE`` with tanh,
+            ``k=1``, on the CPU: the same numbers to float32 rounding, about 1.2x as fast.
         device: where to train: ``"cpu"``, ``"cuda"``, ``"mps"``. By default the model's device
             if it is already on a GPU, else :func:`vae_lesson.pick_device`'s choice (a GPU when
             there is one, ``$VAE_LESSON_DEVICE`` to override). The model and data move there for
@@ -360,9 +356,7 @@ def train(
                     f"{exc} of epoch {epoch + 1}; training stopped before the update. "
                     f"{_DIVERGED_HINT.format(lr=lr)}"
                 ) from None
-            except (
-                NonFiniteError
-            ) as exc:  # a NaN met on the way to the loss, e.g. in the encoder's output
+            except NonFiniteError as exc:  # a NaN before the loss, e.g. in the encoder's output
                 raise NonFiniteLossError(
                     f"the loss could not be computed in epoch {epoch + 1} ({exc}); training "
                     f"stopped before the update. {_DIVERGED_HINT.format(lr=lr)}"
@@ -429,8 +423,8 @@ def _epoch_function(model: nn.Module, loss_kwargs: dict, backward: str, device=N
             "device='cpu' or use backward='autograd'"
         )
     if backward == "manual":
-        # The opt-in path (and the private torch kernels it may use) is imported only when asked
-        # for.
+        # The opt-in path (and the private torch kernels it may use) is imported only when
+        # asked for.
         from ..chapters.manual_backward import manual_train_epoch, unsupported_reason
 
         reason = unsupported_reason(model, loss_kwargs)
@@ -452,11 +446,7 @@ def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     params = list(model.parameters())
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
-    except (
-        RuntimeError,
-        TypeError,
-        ValueError,
-    ):  # older torch: fused Adam only for CUDA parameters
+    except (RuntimeError, TypeError, ValueError):  # older torch: fused Adam for CUDA only
         return torch.optim.Adam(params, lr=lr)
 
 
@@ -481,8 +471,8 @@ def _resume(path, model, optimizer, shuffle, settings, num_epochs, quiet):
     loaded = load_checkpoint(path, model)
     model.train()
     if loaded.optimizer_state is not None:
-        # The saved groups carry the saving process's implementation flags; keep this process's
-        # choice.
+        # The saved groups carry the saving process's implementation flags; keep this
+        # process's choice.
         implementation = [
             {k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups
         ]

@@ -43,8 +43,8 @@ class CheckpointError(RuntimeError):
 MODEL_CLASSES: dict = {}
 
 
-# How to rebuild each registered class from its config: its from_config, or the function given to
-# register_model.
+# How to rebuild each registered class from its config: its from_config, or the function given
+# to register_model.
 _BUILDERS: dict = {}
 
 
@@ -195,9 +195,7 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        Exception
-    ) as exc:  # truncated zip, foreign pickle, code objects refused by weights_only ...
+    except Exception as exc:  # truncated zip, foreign pickle, code refused by weights_only ...
         raise CheckpointError(
             f"{path} is not a readable vae_lesson checkpoint (truncated, corrupt or not a "
             "checkpoint: "

@@ -88,8 +88,8 @@ def check_unit_interval(x: torch.Tensor, name: str) -> None:
     """Raise a ValueError if any entry of ``x`` lies outside [0, 1] (or is NaN or infinite)."""
     if x.numel() == 0:
         return
-    # One aminmax pass decides (NaN fails the comparison, inf lies outside); the rest only words the
-    # error.
+    # One aminmax pass decides (NaN fails the comparison, inf lies outside); the rest only
+    # words the error.
     lo, hi = (float(v) for v in torch.aminmax(x.detach()))
     if 0.0 <= lo and hi <= 1.0:
         return

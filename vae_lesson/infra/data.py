@@ -360,11 +360,8 @@ def download_file(
                 _fetch(url, tmp, md5, timeout)
             os.replace(tmp.name, dest)
             return dest
-        except (
-            OSError,
-            ValueError,
-            http.client.HTTPException,
-        ) as err:  # OSError covers URLError and timeouts
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            # OSError covers URLError and timeouts
             failures.append(f"{url}: {_failure_reason(err, timeout)}")
         finally:
             if os.path.exists(tmp.name):  # still there unless os.replace moved it (also on Ctrl-C)
@@ -517,10 +514,7 @@ def _load_official(spec, folder, download, mirrors, timeout, verbose, system_dir
                 md5,
                 timeout,
             )
-        except (
-            DataUnavailableError,
-            OSError,
-        ) as err:  # OSError: e.g. the cache folder is not writable
+        except (DataUnavailableError, OSError) as err:  # OSError: e.g. an unwritable cache folder
             tried.append(f"download: {err}")
             raise DataUnavailableError("\n".join(tried)) from None
     return _read_split(spec, folder), f"downloaded into the cache {folder}"

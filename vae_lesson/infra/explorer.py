@@ -45,8 +45,8 @@ __all__ = [
 ]
 
 FORMAT = "vae-explorer/1"
-# Activations explorer.js implements exactly as torch does (gelu would need erf, which JavaScript
-# lacks).
+# Activations explorer.js implements exactly as torch does (gelu would need erf, which
+# JavaScript lacks).
 JS_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "elu", "leaky_relu")
 # The notebooks are re-executed when a .py file of the package changes, not when explorer.js does:
 # this hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the
@@ -223,9 +223,8 @@ def _b64(array: np.ndarray) -> str:
 
 
 def _unb64(text: str, dtype) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<")).astype(
-        dtype
-    )
+    little_endian = np.dtype(dtype).newbyteorder("<")
+    return np.frombuffer(base64.b64decode(text), dtype=little_endian).astype(dtype)
 
 
 def quantize_rows(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
