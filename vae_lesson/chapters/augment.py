@@ -49,7 +49,7 @@ from ..infra.checks import (
     check_tensor,
     check_unit_interval,
 )
-from ..infra.plots import COLUMN_WIDTH, IMAGE_STYLE, wrap_text
+from ..infra.plots import COLUMN_WIDTH, IMAGE_STYLE, OKABE_ITO, wrap_text
 
 __all__ = [
     "SmallCNN",
@@ -942,23 +942,19 @@ def plot_accuracy_vs_n(rows: list[dict], title: str | None = None) -> Figure:
     """Test accuracy against the number of labelled images, one line per augmentation.
 
     Points are the mean over seeds, error bars one sample standard deviation (hidden when there is
-    one seed); the lines are nudged sideways so that the bars do not overlap. Colours are tab10's
-    (colour-blind safe), each with its own marker.
+    one seed); the lines are nudged sideways so that the bars do not overlap. Colours are Okabe and
+    Ito's (colour-blind safe), each line with its own marker as well.
     """
-    from matplotlib import colormaps
-
     summary = summarize(rows)
     names = list(dict.fromkeys(s["augmentation"] for s in summary))
     n_values = sorted({s["n_train"] for s in summary})
-    palette = colormaps["tab10"]
     markers = "osD^vP"
     fig = Figure(figsize=(COLUMN_WIDTH - 0.1, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for i, name in enumerate(names):
         points = [s for s in summary if s["augmentation"] == name]
-        nudge = 2 ** (
-            0.04 * (i - (len(names) - 1) / 2)
-        )  # multiplicative: the x axis is logarithmic
+        # multiplicative: the x axis is logarithmic
+        nudge = 2 ** (0.04 * (i - (len(names) - 1) / 2))
         x = np.array([s["n_train"] for s in points]) * nudge
         mean = 100 * np.array([s["mean"] for s in points])
         sd = 100 * np.array([s["sd"] for s in points])
@@ -966,7 +962,7 @@ def plot_accuracy_vs_n(rows: list[dict], title: str | None = None) -> Figure:
             x,
             mean,
             yerr=sd if max(s["n_seeds"] for s in points) > 1 else None,
-            color=palette(i),
+            color=OKABE_ITO[i % len(OKABE_ITO)],
             marker=markers[i % len(markers)],
             capsize=3,
             label=augmentation_label(name),

@@ -34,7 +34,7 @@ from ..infra.checks import (
     check_positive_int,
     check_tensor,
 )
-from ..infra.plots import COLUMN_WIDTH, legend_below
+from ..infra.plots import COLUMN_WIDTH, OKABE_ITO, legend_below
 from .judge import class_probabilities
 
 __all__ = [
@@ -203,7 +203,7 @@ def plot_kl_per_dimension(kl_by_model: dict) -> Figure:
     fig = Figure(figsize=(COLUMN_WIDTH, 3.4), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(kl_by_model)
-    colours = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")  # Okabe-Ito
+    colours = OKABE_ITO[:3] + OKABE_ITO[4:5]
     for i, (name, kl) in enumerate(kl_by_model.items()):
         values = np.sort(np.asarray(torch.as_tensor(kl).detach().cpu(), dtype=float))[::-1]
         positions = np.arange(1, len(values) + 1) + (i - (len(kl_by_model) - 1) / 2) * width

@@ -38,7 +38,7 @@ from ..infra.checks import (
     check_seed,
     check_tensor,
 )
-from ..infra.plots import COLUMN_WIDTH, legend_below
+from ..infra.plots import COLUMN_WIDTH, OKABE_ITO, legend_below
 
 __all__ = [
     # defined in chapter 03
@@ -570,7 +570,7 @@ def elbo_monte_carlo(
 # ----------------------------------------------------------------------------------------------
 
 # Okabe-Ito colours (colour-vision-deficiency safe).
-_BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7"
+_BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE = OKABE_ITO[:5]
 
 
 def _check_one_point(model, x) -> None:

@@ -22,9 +22,11 @@ from matplotlib.figure import Figure
 from scipy.integrate import trapezoid
 from scipy.optimize import minimize
 
+from ..infra.plots import OKABE_ITO
+
 __all__ = ["GapExample", "gap_example", "gap_figure"]
 
-_BLUE, _ORANGE = "#0072B2", "#E69F00"
+_BLUE, _ORANGE = OKABE_ITO[:2]
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from ..infra.checks import (
     check_tensor,
     check_unit_interval,
 )
-from ..infra.plots import COLUMN_WIDTH, legend_below, wrap_text
+from ..infra.plots import COLUMN_WIDTH, OKABE_ITO, legend_below, wrap_text
 
 __all__ = [
     "ESTIMATORS",
@@ -72,7 +72,7 @@ _LABELS = {
     "score_baseline": "score function, leave-one-out baseline",
 }
 # Okabe-Ito colours: distinguishable with every common colour-vision deficiency.
-_COLORS = {"pathwise": "#0072B2", "score": "#D55E00", "score_baseline": "#009E73"}
+_COLORS = {"pathwise": OKABE_ITO[0], "score": OKABE_ITO[3], "score_baseline": OKABE_ITO[2]}
 _MARKERS = {"pathwise": "o", "score": "s", "score_baseline": "^"}
 
 Baseline = Union[None, float, str]

@@ -36,7 +36,7 @@ from ..infra.checks import (
     check_tensor,
 )
 from ..infra.device import pick_device
-from ..infra.plots import COLUMN_WIDTH, legend_below
+from ..infra.plots import COLUMN_WIDTH, OKABE_ITO, legend_below
 from .elbo import LinearGaussianModel, elbo
 from .iwae import importance_log_weights
 from .swiss_roll import gaussian_nll
@@ -61,6 +61,8 @@ __all__ = [
     "plot_rate_distortion",
     "plot_gaps",
 ]
+
+_BLUE, _ORANGE, _VERMILLION = (OKABE_ITO[i] for i in (0, 1, 3))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -433,7 +435,7 @@ def plot_aggregate_posterior(log_q, log_p, extent, low=None, high=None) -> Figur
     axes[0].set_ylabel("$z_2$")
     marks = []
     for codes, colour, marker, label in (
-        (low, "#D55E00", "x", "prior samples where q(z) is lowest"),
+        (low, _VERMILLION, "x", "prior samples where q(z) is lowest"),
         (high, "#FFFFFF", "o", "prior samples where q(z) is highest"),
     ):
         if codes is not None:
@@ -475,9 +477,9 @@ def plot_marginals(mean, ln_var, activity, order, grid=None) -> Figure:
     for ax, j in zip(axes.flat, order):
         m, v = mean[:, j][:, None], ln_var[:, j][:, None].exp()
         q = (torch.exp(-0.5 * (grid - m) ** 2 / v) / torch.sqrt(2 * math.pi * v)).mean(0)
-        ax.fill_between(grid, q, color="#0072B2", alpha=0.35, linewidth=0)
-        ax.plot(grid, q, color="#0072B2", linewidth=1.2, label="q($z_j$)")
-        ax.plot(grid, prior, color="#D55E00", linewidth=1.0, linestyle="--", label="N(0, 1)")
+        ax.fill_between(grid, q, color=_BLUE, alpha=0.35, linewidth=0)
+        ax.plot(grid, q, color=_BLUE, linewidth=1.2, label="q($z_j$)")
+        ax.plot(grid, prior, color=_VERMILLION, linewidth=1.0, linestyle="--", label="N(0, 1)")
         ax.set_title(f"$z_{{{j + 1}}}$: {float(activity[j]):.2f}", fontsize=9)
         ax.tick_params(labelsize=9)
         ax.set_yticks([])
@@ -501,7 +503,7 @@ def plot_rate_distortion(points, marked=None) -> Figure:
     distortions = np.array([p[2] for p in points])
     fig = Figure(figsize=(COLUMN_WIDTH, 4.3), layout="constrained")
     ax = fig.subplots()
-    ax.plot(rates, distortions, "-o", color="#0072B2", label="20-D VAE trained with weight C")
+    ax.plot(rates, distortions, "-o", color=_BLUE, label="20-D VAE trained with weight C")
     for C, rate, distortion in points:
         ax.annotate(
             f"C = {C:g}", (rate, distortion), textcoords="offset points", xytext=(6, 4), fontsize=9
@@ -512,7 +514,7 @@ def plot_rate_distortion(points, marked=None) -> Figure:
             rate,
             distortion,
             next(styles),
-            color="#D55E00",
+            color=_VERMILLION,
             markersize=7,
             label=label,
             linestyle="none",
@@ -543,12 +545,12 @@ def plot_gaps(rows) -> Figure:
     y = np.arange(len(rows))[::-1]
     approx = np.array([r[1] for r in rows])
     amort = np.array([r[2] for r in rows])
-    ax.barh(y, approx, color="#0072B2", height=0.55, label="approximation gap (the family of q)")
+    ax.barh(y, approx, color=_BLUE, height=0.55, label="approximation gap (the family of q)")
     ax.barh(
         y,
         amort,
         left=approx,
-        color="#E69F00",
+        color=_ORANGE,
         height=0.55,
         label="amortization gap (one encoder for all images)",
     )

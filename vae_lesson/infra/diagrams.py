@@ -7,12 +7,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Polygon
 
-from .plots import COLUMN_WIDTH
+from .plots import COLUMN_WIDTH, OKABE_ITO
 
 __all__ = ["reparameterization_graph", "vae_overview"]
 
 # Okabe-Ito colours (safe for the common colour-vision deficiencies).
-_BLUE, _ORANGE, _VERMILLION, _SKY = "#0072B2", "#E69F00", "#D55E00", "#56B4E9"
+_BLUE, _ORANGE, _VERMILLION, _SKY = (OKABE_ITO[i] for i in (0, 1, 3, 5))
 _DETERMINISTIC_FILL = "#DCEBF7"  # a pale tint of the sky blue
 _STOCHASTIC_FILL = "#FBE3B3"  # a pale tint of the orange
 

@@ -4,9 +4,11 @@ Every function builds a ``matplotlib.figure.Figure`` directly (never pyplot), so
 twice and no figure is left open: a notebook cell that ends with the returned figure displays it
 once. (Importing this module inside IPython/Jupyter registers a PNG display for Figure objects,
 which pyplot's inline backend would otherwise do, unless a display for them is set up already.)
-Digits are drawn in grey (white on black, as MNIST stores them, vmin=0, vmax=1); the ten digit
-classes use matplotlib's colour-blind-friendly "tab10" palette. Inputs may be torch tensors or NumPy
-arrays.
+Digits are drawn in grey (white on black, as MNIST stores them, vmin=0, vmax=1). The ten digit
+classes use matplotlib's "tab10" palette: no ten colours stay distinct for every colour-blind
+reader, so a class scatter also writes each class's name at its centroid. Figures with fewer lines
+use the eight Okabe-Ito colours, ``OKABE_ITO``, distinct under every common colour blindness.
+Inputs may be torch tensors or NumPy arrays.
 
 Sizes are chosen for the book's page: a notebook shows a figure as a PNG at 100 dpi, and the page's
 content column is 676 CSS px wide on a 1280 px window. A figure at most ``COLUMN_WIDTH`` = 6.6 in
@@ -50,6 +52,9 @@ LOSS_FIELD_UNITS = {  # two lines, so that three panels fit the width of a page
     "kl": "nats per image\n(summed over latents)",
 }
 IMAGE_STYLE = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
+# Okabe & Ito's colour-blind-safe palette: blue, orange, bluish green, vermillion, reddish purple,
+# sky blue, yellow, black
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 PATH_COLOR = (
     "#ff7f0e"  # tab10 orange: stands out on grey digits and on the scatter's black arrow alike
 )
