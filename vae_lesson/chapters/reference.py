@@ -71,8 +71,12 @@ def machine_description() -> str:
     return (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__.split('+')[0]} "
-        f"({torch.get_num_threads()} threads)"
+        f"({_count(torch.get_num_threads(), 'thread')})"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def load_results(path=None) -> list:
