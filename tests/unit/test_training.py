@@ -114,6 +114,23 @@ def test_progress_bar_shows_unless_quiet(digits, capsys):
 
 # --- checkpoints -----------------------------------------------------------------------------------
 
+
+def test_checkpoint_messages_show_paths_under_home_as_tilde(digits, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    (home / "ckpt").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    path = home / "ckpt" / "small.pt"
+    x = digits.x_train_flat[:100]
+    vl.train(_vae(), x, num_epochs=1, checkpoint_path=path, quiet=True)
+    vl.train(_vae(), x, num_epochs=1, checkpoint_path=path, quiet=False)
+    out = capsys.readouterr().out
+    assert "loaded the trained model from ~/ckpt/small.pt (1 epoch)" in out
+    assert str(home) not in out
+    elsewhere = tmp_path / "other.pt"  # outside home: the path as given
+    vl.train(_vae(), x, num_epochs=1, checkpoint_path=elsewhere, quiet=True)
+    vl.train(_vae(), x, num_epochs=2, checkpoint_path=elsewhere, quiet=False)
+    assert f"resuming from {elsewhere} after epoch 1 of 2" in capsys.readouterr().out
+
 def test_checkpoint_round_trip_rebuilds_the_model(digits, tmp_path):
     model = _vae(act_func=torch.relu)
     history = vl.train(model, digits.x_train_flat, digits.x_test_flat, num_epochs=2, quiet=True)

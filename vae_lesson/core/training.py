@@ -465,7 +465,8 @@ def _resume(path, model, optimizer, shuffle, settings, num_epochs, quiet):
     ):
         if not quiet:
             print(
-                f"{path} comes from other training settings; training from scratch and replacing it"
+                f"{_shown(path)} comes from other training settings; training from scratch and "
+                "replacing it"
             )
         return 0, History()
     loaded = load_checkpoint(path, model)
@@ -486,11 +487,22 @@ def _resume(path, model, optimizer, shuffle, settings, num_epochs, quiet):
         torch.cuda.set_rng_state(loaded.rng_state["cuda"], device)
     if not quiet:
         print(
-            f"loaded the trained model from {path} ({loaded.epoch} epochs)"
+            f"loaded the trained model from {_shown(path)} ({loaded.epoch} epoch"
+            f"{'' if loaded.epoch == 1 else 's'})"
             if loaded.epoch == num_epochs
-            else f"resuming from {path} after epoch {loaded.epoch} of {num_epochs}"
+            else f"resuming from {_shown(path)} after epoch {loaded.epoch} of {num_epochs}"
         )
     return loaded.epoch, History.from_dict(loaded.history)
+
+
+def _shown(path) -> str:
+    """``path`` as a message shows it: under the home folder as ``~/...``, which reads the same on
+    every machine (a book page would otherwise print the building machine's home folder)."""
+    path = Path(path)
+    try:
+        return str(Path("~") / path.resolve().relative_to(Path.home().resolve()))
+    except (ValueError, RuntimeError, OSError):  # outside home, or no home folder
+        return str(path)
 
 
 def load_or_train(
