@@ -114,7 +114,6 @@ def test_progress_bar_shows_unless_quiet(digits, capsys):
 
 # --- checkpoints -----------------------------------------------------------------------------------
 
-
 def test_checkpoint_messages_show_paths_under_home_as_tilde(digits, tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
     (home / "ckpt").mkdir(parents=True)
@@ -130,6 +129,7 @@ def test_checkpoint_messages_show_paths_under_home_as_tilde(digits, tmp_path, mo
     vl.train(_vae(), x, num_epochs=1, checkpoint_path=elsewhere, quiet=True)
     vl.train(_vae(), x, num_epochs=2, checkpoint_path=elsewhere, quiet=False)
     assert f"resuming from {elsewhere} after epoch 1 of 2" in capsys.readouterr().out
+
 
 def test_checkpoint_round_trip_rebuilds_the_model(digits, tmp_path):
     model = _vae(act_func=torch.relu)

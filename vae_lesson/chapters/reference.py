@@ -68,15 +68,12 @@ def results_path() -> Path:
 
 def machine_description() -> str:
     """A short description of this machine, e.g. 'x86_64, 2 CPU cores, torch 2.13.0 (2 threads)'."""
+    threads = torch.get_num_threads()
     return (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__.split('+')[0]} "
-        f"({_count(torch.get_num_threads(), 'thread')})"
+        f"({threads} thread{'' if threads == 1 else 's'})"
     )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def load_results(path=None) -> list:
