@@ -23,6 +23,10 @@ Each notebook's kernel lists the named checkpoints it trained or loaded in
 ``<build>/weights_ledger/<notebook>.jsonl`` (``$VAE_LESSON_WEIGHTS_LEDGER``, written by
 ``vae_lesson.load_or_train``); a notebook that runs again starts a new list, one served from the
 cache keeps its list. ``tools/publish_weights.py`` publishes those checkpoints with the book.
+Likewise, ``<build>/loaded_work/<notebook>.jsonl`` (``$VAE_LESSON_LOADED_WORK``) lists the work a
+notebook loaded instead of doing (a finished checkpoint, a cached results table) with the seconds
+it took when it was done; ``execution_times.json`` gives their sum per notebook as
+``loaded_seconds``, so that the appendix can say what a first run costs.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ AFTER = {"06_kl_term": ("05_vae",), "07_cvae": ("05_vae",)}
 TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
 LEDGER_FOLDER = "weights_ledger"  # in the build folder: one <notebook>.jsonl per notebook
+LOADED_FOLDER = "loaded_work"  # the same, for the work each notebook loaded instead of doing
 
 
 def toc_pages(root: Path = ROOT) -> list[str]:
@@ -87,13 +92,52 @@ def package_fingerprint(root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def loaded_seconds(notebooks: list, ledger, loaded) -> dict:
+    """Per notebook (by stem), the seconds of the work it loaded instead of doing, as recorded
+    when the work was done; ``ledger(path)`` and ``loaded(path)`` name a notebook's two lists.
+
+    A checkpoint belongs to the first notebook, in book order, whose ledger lists it: one that
+    06_kl_term loads from 05_vae counts for 05_vae alone, since a first build trains it there.
+    """
+    owner = {}
+    for path in notebooks:
+        for entry in _json_lines(Path(ledger(path)), "name"):
+            owner.setdefault(entry["name"], path.stem)
+    result = {}
+    for path in notebooks:
+        listed = _json_lines(Path(loaded(path)), "name", "seconds")
+        work = {entry["name"]: float(entry["seconds"]) for entry in listed}
+        result[path.stem] = round(
+            sum(s for name, s in work.items() if owner.get(name, path.stem) == path.stem), 1
+        )
+    return result
+
+
+def _json_lines(path: Path, *keys: str) -> list[dict]:
+    """The entries of a list of JSON lines that have ``keys`` ([] if there is no such file). Other
+    lines are left out: these sums are for reading, and tools/publish_weights.py reports a damaged
+    ledger line."""
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and all(key in entry for key in keys):
+            entries.append(entry)
+    return entries
+
+
 def _execute(
-    path: str, threads: int | None, ledger: str | None = None
+    path: str, threads: int | None, ledger: str | None = None, loaded: str | None = None
 ) -> tuple[str, str | None, float, str | None]:
     """Run one notebook in its own folder.
 
-    ``ledger``: the file where the kernel lists the checkpoints it uses (deleted first, so the
-    list is this run's). Returns (path, the executed notebook as JSON or None, seconds, error).
+    ``ledger``: the file where the kernel lists the checkpoints it uses, ``loaded`` the one where
+    it lists the work it loaded (each deleted first, so the list is this run's). Returns (path, the
+    executed notebook as JSON or None, seconds, error).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -102,10 +146,12 @@ def _execute(
     if threads is not None:
         # the kernel inherits it; torch reads it at import
         os.environ["OMP_NUM_THREADS"] = str(threads)
-    if ledger is not None:
-        Path(ledger).unlink(missing_ok=True)
-        Path(ledger).parent.mkdir(parents=True, exist_ok=True)
-        os.environ["VAE_LESSON_WEIGHTS_LEDGER"] = ledger  # the kernel inherits it
+    lists = (("VAE_LESSON_WEIGHTS_LEDGER", ledger), ("VAE_LESSON_LOADED_WORK", loaded))
+    for variable, listing in lists:
+        if listing is not None:
+            Path(listing).unlink(missing_ok=True)
+            Path(listing).parent.mkdir(parents=True, exist_ok=True)
+            os.environ[variable] = listing  # the kernel inherits it
     # The kernel inherits this worker's stderr: keep its start-up chatter out of the build log
     # (errors come back through nbclient and are reported by the main process).
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -177,6 +223,9 @@ def main(argv=None) -> int:
     def ledger(path: Path) -> str:
         return str(ledgers / f"{path.stem}.jsonl")
 
+    def loaded(path: Path) -> str:
+        return str((build / LOADED_FOLDER).resolve() / f"{path.stem}.jsonl")
+
     cache = get_cache(str(cache_dir))
     stamp = cache_dir / FINGERPRINT_FILE
     fingerprint = package_fingerprint(root)
@@ -220,6 +269,7 @@ def main(argv=None) -> int:
     def write_times():
         record = {
             "seconds": {p.stem: seconds.get(p.stem) for p in notebooks},
+            "loaded_seconds": loaded_seconds(notebooks, ledger, loaded),
             "wall_seconds": round(time.perf_counter() - started, 1),
             "jobs": args.jobs,
             "threads_per_notebook": threads or "torch default",
@@ -266,7 +316,7 @@ def main(argv=None) -> int:
                         return
                     if not busy & set(AFTER.get(p.stem, ())):
                         waiting.remove(p)
-                        running[pool.submit(_execute, str(p), threads, ledger(p))] = p
+                        running[pool.submit(_execute, str(p), threads, ledger(p), loaded(p))] = p
 
             start_ready()
             while running:
@@ -288,7 +338,7 @@ def main(argv=None) -> int:
             # in a child process too: _execute silences the stderr of the process it runs in
             with ProcessPoolExecutor(max_workers=1) as pool:
                 path_text, executed, took, error = pool.submit(
-                    _execute, str(path), threads, ledger(path)
+                    _execute, str(path), threads, ledger(path), loaded(path)
                 ).result()
             if error is None:
                 store(path_text, executed, took)

@@ -142,3 +142,24 @@ def test_each_notebook_lists_its_checkpoints_in_its_own_ledger(tmp_path):
     assert _run(tmp_path, "--jobs", "1").returncode == 0
     assert (ledgers / "01_a.jsonl").read_text() == "a2\n"  # a new list, not appended to the old one
     assert (ledgers / "02_b.jsonl").read_text() == "b1\n"  # served from the cache: its list is kept
+
+
+def test_the_times_file_adds_up_the_work_each_notebook_loaded_and_owns(tmp_path):
+    """$VAE_LESSON_LOADED_WORK lists what a notebook loaded instead of doing; execution_times.json sums it per
+    notebook as loaded_seconds. A checkpoint counts for the first notebook whose ledger lists it: 06 loading 05's
+    model adds nothing to 06 (a first build trains it in 05)."""
+    _skeleton(tmp_path, "05_vae", "06_kl_term")
+    write = ("import json, os\n"
+             "for variable, lines in (('VAE_LESSON_WEIGHTS_LEDGER', {ledger!r}), ('VAE_LESSON_LOADED_WORK', {work!r})):\n"
+             "    with open(os.environ[variable], 'a') as f:\n"
+             "        f.writelines(json.dumps(line) + '\\n' for line in lines)")
+    _notebook(tmp_path / "notebooks" / "05_vae.ipynb", write.format(
+        ledger=[{"name": "vae", "path": "p"}], work=[{"name": "vae", "seconds": 12.5}]))
+    _notebook(tmp_path / "notebooks" / "06_kl_term.ipynb", write.format(
+        ledger=[{"name": "vae", "path": "p"}, {"name": "own", "path": "q"}],
+        work=[{"name": "vae", "seconds": 12.5}, {"name": "own", "seconds": 4.0}, {"name": "own", "seconds": 4.0},
+              {"name": "results.json", "seconds": 30.0}]))
+    result = _run(tmp_path, "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    times = json.loads((tmp_path / "_build" / "execution_times.json").read_text())
+    assert times["loaded_seconds"] == {"05_vae": 12.5, "06_kl_term": 34.0}  # own once, and the cached results

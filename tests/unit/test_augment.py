@@ -180,7 +180,9 @@ def test_shift_augment_moves_pixels():
     assert torch.equal(same, x.repeat_interleave(2, 0))
 
 
-def test_experiment_rows_and_cache(digits28, tmp_path):
+def test_experiment_rows_and_cache(digits28, tmp_path, monkeypatch):
+    listing = tmp_path / "loaded_work.jsonl"  # what the build-times page reads ($VAE_LESSON_LOADED_WORK)
+    monkeypatch.setenv("VAE_LESSON_LOADED_WORK", str(listing))
     x, y, xt, yt = digits28
     settings = dict(n_trains=(20, 30), augmentations=("none", "vae-2", "shift-2"), seeds=(0, 1), vae_latent=2,
                     vae_hidden=16, vae_steps=5, classifier_steps=5, batch_size=16)
@@ -204,6 +206,9 @@ def test_experiment_rows_and_cache(digits28, tmp_path):
     again, path2, loaded2 = A.load_or_run_experiment(x, y, xt[:100], yt[:100], cache_dir=tmp_path, verbose=False,
                                                      **settings)
     assert loaded2 and path2 == path and again == rows
+    # computed once (nothing listed), then loaded: listed with the seconds computing it took
+    assert json.loads(listing.read_text()) == {"name": path.name,
+                                               "seconds": round(sum(r["seconds"] for r in rows), 1)}
     assert json.loads(path.read_text())["key"]["settings"]["seeds"] == [0, 1]
     assert not list(tmp_path.glob("*.tmp"))
     # other settings, other file
@@ -293,8 +298,8 @@ def test_record_reference_summarises_each_size_and_augmentation(digits28, tmp_pa
     monkeypatch.delenv("VAE_LESSON_FAST", raising=False)
     monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path))
     x, y, xt, yt = digits28
-    settings = dict(n_trains=(20, 30), augmentations=("none", "vae-2"), seeds=(0, 1), vae_latent=2, vae_hidden=16,
-                    vae_steps=5, classifier_steps=5, batch_size=16, vae_iwae_k=5)
+    settings = dict(n_trains=(20, 30), augmentations=("none", "vae-2", "cvae-2"), seeds=(0, 1), vae_latent=2,
+                    vae_hidden=16, vae_steps=5, classifier_steps=5, batch_size=16, vae_iwae_k=5)
     rows = A.run_augmentation_experiment(x, y, xt[:100], yt[:100], verbose=False, **settings)
     recorded = A.record_reference(rows, data="digits", settings=settings)
     assert [r["name"] for r in load_results()] == sorted(r["name"] for r in recorded)
@@ -303,6 +308,11 @@ def test_record_reference_summarises_each_size_and_augmentation(digits28, tmp_pa
     assert vae_20["test_neg_elbo"] == round(sum(r["vae_neg_elbo"] for r in runs) / 2, 2)
     assert vae_20["test_iwae"] == round(sum(r["vae_iwae"] for r in runs) / 2, 2) and vae_20["iwae_k"] == 5
     assert vae_20["seed"] == "0–1" and vae_20["latent"] == 2
+    cvae_30 = next(r for r in recorded if r["name"] == "CVAE on 30 labelled digits")
+    runs = {r["seed"]: r["cvae_neg_elbo"] for r in rows if r["n_train"] == 30}
+    assert len(runs) == 2 and cvae_30["test_neg_elbo"] == round(sum(runs.values()) / 2, 2)
+    assert cvae_30["test_iwae"] is None and cvae_30["model"] == "CVAE"
+    assert "mean of 2 CVAEs" in cvae_30["metric"] and "p(x | label)" in cvae_30["metric"]
     cnn = next(r for r in recorded if r["name"] == "small CNN, VAE ×2" or r["name"].endswith("vae-2"))
     means = {s["n_train"]: s["mean"] for s in A.summarize(rows) if s["augmentation"] == "vae-2"}
     assert cnn["metric"] == "test accuracy " + ", ".join(f"{100 * means[n]:.1f}% (n = {n})" for n in (20, 30))

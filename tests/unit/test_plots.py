@@ -142,6 +142,25 @@ def _clusters():
     return z, labels
 
 
+def test_scatter_moves_apart_the_labels_of_classes_whose_centroids_coincide():
+    """Two overlapping classes (as 4 and 9 in a 2-D code): their labels are pushed apart, symmetrically about the
+    shared centroid, to LABEL_SPACING of the points' extent; a label far from the others stays at its centroid."""
+    from vae_lesson.infra.plots import LABEL_SPACING
+
+    g = np.random.default_rng(1)
+    centres = np.array([[0.0, 0.0], [0.0, 0.0], [5.0, 5.0]])
+    labels = np.repeat(np.arange(3), 50)
+    z = centres[labels] + 0.5 * g.standard_normal((150, 2))
+    fig = plot_latent_scatter(torch.tensor(z), torch.tensor(labels))
+    spots = {t.get_gid(): np.array(t.get_position()) for t in fig.axes[0].texts if t.get_gid().startswith("centroid")}
+    means = [z[labels == c].mean(axis=0) for c in range(3)]
+    span = np.ptp(z, axis=0).max()
+    assert np.linalg.norm(spots["centroid-0"] - spots["centroid-1"]) == pytest.approx(LABEL_SPACING * span)
+    np.testing.assert_allclose((spots["centroid-0"] + spots["centroid-1"]) / 2, (means[0] + means[1]) / 2)
+    np.testing.assert_allclose(spots["centroid-2"], means[2])
+    assert np.linalg.norm(means[0] - means[1]) < 0.3 * LABEL_SPACING * span  # the labels did need moving
+
+
 def test_scatter_puts_each_class_label_at_its_centroid():
     z, labels = _clusters()
     path = np.array([[-2.0, 0.0], [0.0, 0.5], [2.0, 1.0]])

@@ -1,5 +1,6 @@
 """Reference results: recorded rows survive, merge, render, and an interrupted write loses nothing."""
 
+import dataclasses
 import json
 
 import pytest
@@ -8,6 +9,7 @@ import vae_lesson as vl
 from vae_lesson.chapters.iwae import neg_elbo
 from vae_lesson.chapters.reference import (
     compare_with_expected,
+    data_label,
     load_results,
     record_result,
     record_row,
@@ -183,6 +185,16 @@ def test_a_vae_trained_with_another_kl_weight_reports_its_true_neg_elbo(trained,
     assert row["test_neg_elbo"] == round(neg_elbo(model, digits.x_test_flat[:30]).mean().item(), 2)
     assert row["test_iwae"] is None and row["iwae_k"] is None  # no estimate asked for
     assert (row["metric"], row["latent"], row["pixels"]) == ("MSE 0.1", "three numbers", "8x8 digits")
+
+
+def test_the_data_label_says_which_mnist(trained):
+    digits = trained[2]
+    assert data_label(digits, 1500) == "8x8 digits, 1,500 training images"
+    for is_full, which in ((False, "offline subset"), (True, "full")):
+        mnist = dataclasses.replace(digits, name="mnist", is_full=is_full)
+        assert data_label(mnist, 4000) == f"MNIST ({which}), 4,000 training images"
+    fashion = dataclasses.replace(digits, name="fashion-mnist")
+    assert data_label(fashion, 60_000) == "Fashion-MNIST, 60,000 training images"
 
 
 def test_record_row_for_summaries(tmp_path):

@@ -233,6 +233,27 @@ def test_load_or_train_trains_once_then_loads(digits, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
 
 
+def test_load_or_train_lists_what_it_loaded_for_the_build_times_page(digits, tmp_path, monkeypatch):
+    """With $VAE_LESSON_LOADED_WORK set (tools/execute_notebooks.py sets it), a checkpoint that loads
+    instead of training is listed with the training time it holds; training, or resuming, lists nothing."""
+    import json
+
+    listing = tmp_path / "loaded.jsonl"
+    monkeypatch.setenv("VAE_LESSON_LOADED_WORK", str(listing))
+    history = vl.load_or_train("listed", _vae(), digits.x_train_flat, num_epochs=1, quiet=True)
+    assert not listing.exists()  # trained
+    vl.load_or_train("listed", _vae(), digits.x_train_flat, num_epochs=2, quiet=True)
+    assert not listing.exists()  # resumed for a second epoch: trained again
+    by_path = tmp_path / "by_path.pt"
+    vl.load_or_train(by_path, _vae(), digits.x_train_flat, num_epochs=1, quiet=True)
+    loaded = vl.load_or_train("listed", _vae(), digits.x_train_flat, num_epochs=2, quiet=True)
+    loaded_by_path = vl.load_or_train(by_path, _vae(), digits.x_train_flat, num_epochs=1, quiet=True)
+    lines = [json.loads(line) for line in listing.read_text().splitlines()]
+    assert lines == [{"name": "listed", "seconds": round(sum(loaded.epoch_seconds), 1)},
+                     {"name": str(by_path), "seconds": round(sum(loaded_by_path.epoch_seconds), 1)}]
+    assert len(loaded.epoch_seconds) == 2 and loaded.epoch_seconds[0] == history.epoch_seconds[0]
+
+
 def test_load_or_train_retrains_when_settings_change(digits):
     calls = []
     cb = lambda epoch, h: calls.append(epoch)  # noqa: E731

@@ -36,6 +36,7 @@ __all__ = [
     "results_table",
     "results_path",
     "machine_description",
+    "data_label",
     "compare_with_expected",
     "expected_rows",
     "TOLERANCE",
@@ -74,6 +75,20 @@ def machine_description() -> str:
         f"torch {torch.__version__.split('+')[0]} "
         f"({threads} thread{'' if threads == 1 else 's'})"
     )
+
+
+_DATA_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "digits": "8x8 digits"}
+
+
+def data_label(dataset, n_train: int) -> str:
+    """The table's **data** entry for a model trained on the first ``n_train`` images of
+    ``dataset`` (a :class:`vae_lesson.ImageDataset`), e.g.
+    "MNIST (offline subset), 4,000 training images": MNIST says whether it was the offline subset
+    or the full set, since numbers on the two are not comparable."""
+    name = _DATA_NAMES.get(dataset.name, dataset.name)
+    if dataset.name == "mnist":
+        name += f" ({'full' if dataset.is_full else 'offline subset'})"
+    return f"{name}, {n_train:,} training images"
 
 
 def load_results(path=None) -> list:

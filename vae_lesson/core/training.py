@@ -46,6 +46,7 @@ from ..infra.checks import (
     check_unit_interval,
 )
 from ..infra.device import pick_device, use_deterministic_kernels
+from ..infra.loaded_work import record_loaded_work
 from ..infra.published import fetch_published, published_weights_url, record_in_ledger
 
 __all__ = [
@@ -531,6 +532,7 @@ def load_or_train(
     name = checkpoint_name(checkpoint)
     if name is not None and published_weights_url() is not None:
         _fetch_published_weights(name, path, model, x_train, x_test, num_epochs, train_kwargs)
+    before = _file_stamp(path)
     history = train(
         model,
         x_train,
@@ -542,7 +544,19 @@ def load_or_train(
     )
     if name is not None:
         record_in_ledger(name, path)  # the list of checkpoints a book build publishes
+    if before is not None and _file_stamp(path) == before:  # loaded: no epoch was trained
+        record_loaded_work(name or str(path), sum(history.epoch_seconds))
     return history
+
+
+def _file_stamp(path):
+    """(modification time, size) of ``path``, None if there is no such file: the stamp changes
+    whenever training saves a checkpoint."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _fetch_published_weights(name, path, model, x_train, x_test, num_epochs, train_kwargs):

@@ -59,6 +59,9 @@ PATH_COLOR = (
     "#ff7f0e"  # tab10 orange: stands out on grey digits and on the scatter's black arrow alike
 )
 OUTLINE = [patheffects.withStroke(linewidth=3, foreground="white")]
+# The least distance between two class labels of a scatter, as a share of the points' extent: about
+# the size of a 14-point digit on a half-column panel.
+LABEL_SPACING = 0.08
 # inches: the widest figure the book's page shows at full size. Drawn at 100 dpi with
 # bbox_inches="tight", which pads 0.1 in on each side, it is at most about 676 px wide.
 COLUMN_WIDTH = 6.6
@@ -466,6 +469,29 @@ def _draw_arrow_path(ax, path: np.ndarray, color: str, zorder: float = 5) -> Non
     )
 
 
+def _spread_apart(centres: np.ndarray, distance: float, rounds: int = 100) -> np.ndarray:
+    """Positions for labels at ``centres`` (k, 2): each pair closer than ``distance`` is pushed
+    apart along the line joining them (upwards and downwards if they coincide), half the shortfall
+    each, until no pair is closer, or ``rounds`` passes. Labels far from every other stay put."""
+    spots = np.array(centres, dtype=float).reshape(-1, 2)
+    for _ in range(rounds):
+        moved = False
+        for i in range(len(spots)):
+            for j in range(i + 1, len(spots)):
+                gap = spots[j] - spots[i]
+                length = float(np.hypot(*gap))
+                if length >= distance * (1 - 1e-9):
+                    continue
+                direction = gap / length if length > 1e-12 * distance else np.array([0.0, 1.0])
+                shift = (distance - length) / 2 * direction
+                spots[i] -= shift
+                spots[j] += shift
+                moved = True
+        if not moved:
+            break
+    return spots
+
+
 def plot_latent_scatter(
     z,
     labels,
@@ -489,7 +515,9 @@ def plot_latent_scatter(
         ax: draw into this Axes instead of a new Figure (its figure is returned).
 
     Returns:
-        The Figure; the Axes holds one text per class at its centroid (gid "centroid-<class>").
+        The Figure; the Axes holds one text per class at its centroid (gid "centroid-<class>"),
+        except that labels whose centroids lie closer than ``LABEL_SPACING`` of the points' extent
+        are moved apart, symmetrically, until they are that far apart.
     """
     points = _numpy(z, "z", finite=True)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
@@ -539,11 +567,12 @@ def plot_latent_scatter(
             linewidths=0,
             rasterized=True,
         )
-    for c in range(n_classes):
-        members = points[label_array == c]
-        if len(members) == 0:
-            continue
-        cx, cy = members.mean(axis=0)
+    present = [c for c in range(n_classes) if np.any(label_array == c)]
+    centroids = np.array([points[label_array == c].mean(axis=0) for c in present])
+    # two classes whose centroids nearly coincide would print one label over the other
+    span = float(np.ptp(points, axis=0).max()) or 1.0
+    spots = _spread_apart(centroids, LABEL_SPACING * span)
+    for c, (cx, cy) in zip(present, spots):
         ax.text(
             cx,
             cy,
