@@ -10,9 +10,7 @@ chapter for the appendix. Without the variable (a reader's notebook, the tests) 
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+from .settings import append_to_listing
 
 __all__ = ["record_loaded_work", "LOADED_WORK_VARIABLE"]
 
@@ -23,12 +21,5 @@ def record_loaded_work(name: str, seconds: float) -> None:
     """Append ``{"name": name, "seconds": seconds}`` to the file ``$VAE_LESSON_LOADED_WORK``
     names, if set: ``name`` (a checkpoint's name, or a results file's) was loaded, and doing the
     work it holds took ``seconds`` when it was done."""
-    target = os.environ.get(LOADED_WORK_VARIABLE, "").strip()
-    if not target:
-        return
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"name": str(name), "seconds": round(float(seconds), 1)}) + "\n"
-    with open(target, "a", encoding="utf-8") as file:  # one short write: one whole line
-        file.write(line)
-
+    entry = {"name": str(name), "seconds": round(float(seconds), 1)}
+    append_to_listing(LOADED_WORK_VARIABLE, entry)

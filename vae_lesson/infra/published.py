@@ -26,6 +26,7 @@ from pathlib import Path
 from .atomic import atomic_path
 from .checkpoint import CheckpointError, config_mismatch, read_checkpoint
 from .data import _failure_reason, _fetch, _resolve_timeout
+from .settings import append_to_listing
 
 __all__ = [
     "BOOK_URL",
@@ -106,14 +107,7 @@ def record_in_ledger(name: str, path) -> None:
     """Append ``{"name": name, "path": path}`` to the file ``$VAE_LESSON_WEIGHTS_LEDGER`` names, if
     set: the list of checkpoints a book build may publish (``tools/execute_notebooks.py`` sets it
     for each notebook)."""
-    ledger = os.environ.get(LEDGER_VARIABLE, "").strip()
-    if not ledger:
-        return
-    ledger = Path(ledger)
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"name": name, "path": str(Path(path).resolve())}) + "\n"
-    with open(ledger, "a", encoding="utf-8") as file:  # one short write: one whole line
-        file.write(line)
+    append_to_listing(LEDGER_VARIABLE, {"name": name, "path": str(Path(path).resolve())})
 
 
 def _download(url: str, target, timeout: float, what: str) -> tuple[str, int]:

@@ -13,10 +13,11 @@ GPU runs the book's own numbers quickly; ``full`` on a CPU is allowed, and slow.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-__all__ = ["PROFILES", "profile", "fast_mode", "scaled", "output_dir"]
+__all__ = ["PROFILES", "profile", "fast_mode", "scaled", "output_dir", "append_to_listing"]
 
 PROFILES = ("fast", "default", "full")
 PROFILE_VARIABLE = "VAE_LESSON_PROFILE"
@@ -66,3 +67,16 @@ def output_dir(*parts: str) -> Path:
     folder = root.joinpath(*parts)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def append_to_listing(variable: str, entry: dict) -> None:
+    """Append ``entry`` as one JSON line to the file ``$variable`` names, if it is set (the build
+    sets such variables per notebook: tools/execute_notebooks.py); without it, nothing is written.
+    One short write appends one whole line."""
+    target = os.environ.get(variable, "").strip()
+    if not target:
+        return
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a", encoding="utf-8") as file:
+        file.write(json.dumps(entry) + "\n")
