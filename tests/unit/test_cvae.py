@@ -188,3 +188,48 @@ def test_the_kl_figure_draws_one_bar_per_dimension_and_model():
 def test_bad_input_gets_a_clear_error(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+def test_given_labels_estimates_log_p_x_given_y_by_importance_sampling(double):
+    """Read through GivenLabels, a CVAE's -ELBO is its own loss with C = 1 and its IWAE bound the
+    log-mean-exp of log p(x | z, y) + log p(z) - log q(z | x, y), written out with
+    torch.distributions."""
+    from vae_lesson.chapters.iwae import iwae_bound, neg_elbo
+
+    vl.set_seed(2)
+    model = CVAE(16, 4, 3, 8).double()
+    x, labels, rows = _rows(n=6)
+    x, rows = x.double(), rows.double()
+    given = cvae.GivenLabels(model)
+    K = 5
+    bound = iwae_bound(given, rows, K=K, seed=4)
+    # the same noise: iwae_bound draws (K, n, d) from a generator seeded with seed
+    eps = torch.randn(K, 6, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    y = nn.functional.one_hot(labels, 4).double()
+    with torch.no_grad():
+        mean, ln_var = model.encode(x, y)
+        q = D.Normal(mean, torch.exp(0.5 * ln_var))
+        z = mean + torch.exp(0.5 * ln_var) * eps
+        log_w = []
+        for k in range(K):
+            logits = model.decode(z[k], y, sigmoid=False)
+            log_w.append(D.Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(1)
+                         + D.Normal(0.0, 1.0).log_prob(z[k]).sum(1) - q.log_prob(z[k]).sum(1))
+        by_hand = torch.logsumexp(torch.stack(log_w), 0) - torch.log(torch.tensor(K, dtype=torch.float64))
+    assert torch.allclose(bound, by_hand, rtol=1e-10)
+    # one sample per row: the -ELBO with C = 1 averages to the loss's expectation
+    many = neg_elbo(given, rows.repeat(400, 1), seed=1).mean()
+    torch.manual_seed(1)
+    losses = torch.stack([model.loss(rows).total for _ in range(400)]).mean()
+    assert many.item() == pytest.approx(losses.item(), rel=0.02)
+    assert (-bound).mean() <= neg_elbo(given, rows.repeat(50, 1), seed=2).mean() + 0.5
+
+
+def test_given_labels_names_bad_codes_and_models():
+    vl.set_seed(0)
+    given = cvae.GivenLabels(CVAE(16, 4, 3, 8))
+    _, _, rows = _rows(n=5)
+    with pytest.raises(ValueError, match=r"z must have shape \(K, 5, 3\)"):
+        given.log_likelihood(rows, torch.randn(5, 3))
+    with pytest.raises(TypeError, match="cvae must be a conditional VAE .* got VAE"):
+        cvae.GivenLabels(vl.VAE(16, 3, 8))

@@ -7,7 +7,8 @@ book's loop trains the model unchanged) and :class:`CVAE` (Sohn et al. 2015; Kin
 M2 without its unlabelled part): the one-hot label is concatenated to the encoder's input x and to
 the decoder's input z, and the loss is the negative conditional ELBO
 -E_q(z|x,y)[log p(x | z, y)] + C KL(q(z | x, y) || p(z)). The rest is the chapter's plumbing: the
-share of samples a classifier labels as the class asked for, and the figures.
+CVAE seen as a model of its rows (:class:`GivenLabels`, for the -ELBO and IWAE estimates of
+log p(x | y)), the share of samples a classifier labels as the class asked for, and the figures.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "one_hot",
     "with_labels",
     "CVAE",
+    "GivenLabels",
     "requested_class_share",
     "plot_kl_per_dimension",
     "label_from_codes",
@@ -168,6 +170,45 @@ register_model(CVAE, from_config=from_keywords(CVAE))
 # ----------------------------------------------------------------------------------------------
 # The chapter's plumbing: measuring and drawing
 # ----------------------------------------------------------------------------------------------
+
+
+class GivenLabels(nn.Module):
+    """A CVAE read as a model of its rows (pixels, then the one-hot label), so that the book's
+    estimators written for a VAE, :func:`vae_lesson.chapters.iwae.neg_elbo` and
+    :func:`~vae_lesson.chapters.iwae.iwae_bound`, measure log p(x | y) of each row.
+
+    ``encode(rows)`` is q(z | x, y) and ``log_likelihood(rows, z)`` is log p(x | z, y) summed
+    over the pixels, for codes z of shape (K, batch, n_latent): (K, batch). The CVAE itself is
+    not copied: its weights are this module's.
+    """
+
+    def __init__(self, cvae: CVAE):
+        super().__init__()
+        # any class with CVAE's methods: a chapter's own definition of it works too
+        if not isinstance(cvae, nn.Module) or not all(
+            callable(getattr(cvae, method, None)) for method in ("split", "encode", "decode")
+        ):
+            raise TypeError(
+                "cvae must be a conditional VAE with split, encode(x, y) and decode(z, y) "
+                f"methods, such as CVAE, got {type(cvae).__name__}"
+            )
+        self.cvae = cvae
+
+    def encode(self, rows):
+        return self.cvae.encode(*self.cvae.split(rows))
+
+    def log_likelihood(self, rows, z):
+        x, y = self.cvae.split(rows)
+        check_tensor(z, "z")
+        if z.dim() != 3 or z.shape[1] != len(x):
+            raise ValueError(
+                f"z must have shape (K, {len(x)}, {self.cvae.n_latent}): K codes for each of "
+                f"the {len(x)} rows, got {tuple(z.shape)}"
+            )
+        labels = y.expand(len(z), -1, -1)  # the row's label for each of its K codes
+        logits = self.cvae.decode(z.flatten(0, 1), labels.flatten(0, 1), sigmoid=False)
+        nll = bernoulli_nll(x.expand(len(z), -1, -1).flatten(0, 1), logits, reduce="no")
+        return -nll.sum(-1).reshape(len(z), len(x))
 
 
 def requested_class_share(judge: nn.Module, images, labels, threshold: float = 0.9) -> dict:
