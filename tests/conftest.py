@@ -59,7 +59,7 @@ def built_book(tmp_path_factory):
 class FastRun:
     """One execution of a chapter notebook in fast mode."""
 
-    notebook: object  # the nbformat NotebookNode, executed: outputs, and the audit cell inserted
+    notebook: object  # the nbformat NotebookNode, executed: outputs, the audit cell and the solutions' code added
     error: Optional[str]  # the end of the error message if a cell failed, else None
     figures: list  # what the page shows of each displayed Figure (tests/_figure_audit.py)
     folder: Path  # the run's working directory; executed.ipynb is saved there
@@ -69,12 +69,14 @@ def _execute_fast(path: Path, folder: Path) -> FastRun:
     # imported here: the unit tests need no Jupyter machinery
     import nbformat
     from _figure_audit import insert_audit_cell, read_log
+    from _solutions import append_solution_cells
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
     log = folder / "figures.jsonl"
     insert_audit_cell(nb, log)
+    append_solution_cells(nb)  # the exercises' solution code, run after the chapter (tests/_solutions.py)
     # the build-times appendix reads what tools/execute_notebooks.py records during a build: give it a record
     stems = [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
     times = {"seconds": {stem: 10.0 + i for i, stem in enumerate(stems)}, "wall_seconds": 60.0, "jobs": 2,

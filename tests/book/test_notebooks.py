@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 sys.path.insert(0, str(ROOT / "tools"))
 from book_links import repository  # noqa: E402
+from _solutions import SOLUTION_TAG, solution_blocks, solution_errors  # noqa: E402
 
 REPO = repository(ROOT)  # _config.yml's repository.url and branch
 INSTALL_LINES = (
@@ -63,8 +64,26 @@ def test_notebook_runs_in_fast_mode(path, fast_notebook_run):
     if run.error is not None:
         pytest.fail(f"{path.name} failed in fast mode:\n{run.error}")
     nb = run.notebook
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = [o for c in nb.cells if c.cell_type == "code" and SOLUTION_TAG not in c.metadata.get("tags", [])
+              for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.output_type in ("display_data", "execute_result") and any(k.startswith("image/") for k in o.get("data", {}))]
     assert images, f"{path.name} shows no figure"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_the_solutions_code_runs_after_the_chapter(path, fast_notebook_run):
+    """Each solution's ```python block, run in fast mode after the chapter's last cell, as a student would
+    paste it: a solution that raises is a wrong solution."""
+    run = fast_notebook_run(path)
+    if run.error is not None:
+        pytest.fail(f"{path.name} failed in fast mode (see test_notebook_runs_in_fast_mode):\n{run.error}")
+    problems = solution_errors(run.notebook)
+    assert not problems, f"{path.name}: " + "\n".join(problems)
+
+
+def test_solution_blocks_are_found_in_nested_fences():
+    text = ("````{solution} ex-a\n:class: dropdown\nText.\n```python\nx = 1\n```\nMore.\n```python\ny = x\n```\n"
+            "````\n\n```{solution} ex-b\n:class: dropdown\nNo code.\n```\n\n```python\nnot_a_solution()\n```\n")
+    assert solution_blocks(text) == [("ex-a", "x = 1"), ("ex-a", "y = x")]
