@@ -343,8 +343,12 @@ HOST_WORK = [
     HostWork("06", "mixture prior fitted to 120,000 20-D codes", "gmm", (120_000, 20, 1)),
     HostWork("06", "IWAE K=100 on 10,000 images, two priors", "prior_bounds", (100, 10_000)),
     HostWork("06", "download MNIST", "download", (MB["MNIST"], False)),
-    # 07: cell cvae015 (judge on N_JUDGE = min(n_train, 10,000)).
+    # 07: cell cvae015 (judge on N_JUDGE = min(n_train, 10,000)); cell cvae011-iwae (IWAE, K = 100,
+    # on the first N_IWAE = 1,000 test images: two CVAEs and two VAEs, of 8 and 2 latents) and
+    # record-reference-07 (the 8-D VAE's again): five estimates, timed on the 8-D VAE.
     HostWork("07", "judge on 10,000 images, accuracy on 10,000", "judge", (10_000, 10_000)),
+    HostWork("07", "IWAE K=100 on 1,000 images, 5 estimates", "iwae",
+             ("VAE(784, 8, 500)", FLAT, "unit", 100, 5_000)),
     HostWork("07", "download MNIST", "download", (MB["MNIST"], False)),
     # 08: cells 3eba966e and fashion-judge (two judges on N_JUDGE = 10,000 images; two mixtures
     # fitted to 120,000 8-D codes of the 60,000 training images); record-reference-06 (IWAE,
@@ -370,11 +374,11 @@ HOST_WORK = [
              ("VAE(784, 20, 128, torch.relu)", FLAT, "unit", 50, 6000)),
     HostWork("09", "download MNIST", "download", (MB["MNIST"], False)),
     # 10: cell c38ed104 (72 classifiers of 125 steps at batch 32, each scored on 10,000 test
-    # images; 12 IWAE estimates, K = 50, on 1,000 test images).
+    # images; 24 IWAE estimates, K = 50, on 1,000 test images: 12 VAEs and 12 CVAEs of one size).
     HostWork("10", "72 classifiers x 125 steps, accuracy on 10,000", "classifiers",
              (72, 125, 32, 10_000)),
-    HostWork("10", "IWAE K=50 on 1,000 images, 12 VAEs", "iwae",
-             ("VAE(784, 8, 128)", FLAT, "unit", 50, 12_000)),
+    HostWork("10", "IWAE K=50 on 1,000 images, 12 VAEs and 12 CVAEs", "iwae",
+             ("VAE(784, 8, 128)", FLAT, "unit", 50, 24_000)),
     HostWork("10", "download MNIST", "download", (MB["MNIST"], False)),
     # 11: cell record-reference-09 (IWAE, K = 50, 2,000 test images).
     HostWork("11", "IWAE K=50 on 2,000 images", "iwae", (VAE20, FLAT, "unit", 50, 2000)),
