@@ -2,6 +2,7 @@
 open-ended (the kind is in the title), each with a solution; the solutions' code on the prose pages runs (the
 notebooks' solutions run after their chapter, in tests/book/test_notebooks.py)."""
 
+import json
 import os
 import re
 import subprocess
@@ -44,7 +45,7 @@ PROSE_WITH_CODE = [p for p in PAGES if (ROOT / f"{p}.md").is_file() and solution
 # Runs the blocks one after the other in one namespace, as a student pasting them into one session would,
 # and names the block that raised.
 RUNNER = """
-import json, sys, traceback
+import json, sys
 namespace = {"__name__": "__main__"}
 for label, code in json.load(sys.stdin):
     try:
@@ -57,8 +58,6 @@ for label, code in json.load(sys.stdin):
 
 @pytest.mark.parametrize("page", PROSE_WITH_CODE)
 def test_the_prose_pages_solution_code_runs(page, tmp_path):
-    import json
-
     blocks = solution_blocks(_markdown(page))
     env = {**os.environ, "VAE_LESSON_FAST": "1", "MPLBACKEND": "Agg",
            "VAE_LESSON_OUTPUT_DIR": str(tmp_path / "generated")}
