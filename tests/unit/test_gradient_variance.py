@@ -142,6 +142,18 @@ def test_score_function_variance_matches_its_closed_form_over_k(k, baseline):
     assert var_se.item() < 0.2 * expected  # tight enough to mean something
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_leave_one_out_variance_is_18_plus_10_over_k_minus_1_over_k(k):
+    # f = z^2 at mu = sigma = 1, chapter 04's table: k x Var = 18 + 10 / (k - 1), the constant
+    # baseline E f's 18 plus the noise of a baseline averaged over the k - 1 other draws.
+    ones = torch.ones(1, dtype=F64)
+    var, var_se = _variance_and_se(
+        _estimates("score_baseline", k, 40_000, seed=7, mean=ones, sigma=ones))
+    expected = (18 + 10 / (k - 1)) / k
+    assert abs(var.item() - expected) < 4 * var_se.item()
+    assert 4 * var_se.item() < (expected - 18 / k) / 2  # it tells the two formulas apart
+
+
 def test_closed_form_variances_at_mu_1_sigma_1():
     assert square_per_sample_variance(1.0, 1.0, "pathwise") == 4.0
     assert (

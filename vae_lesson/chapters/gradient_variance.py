@@ -685,7 +685,7 @@ def plot_variance(
     ax_mean.set_xscale("log")
     ax_mean.set_xlabel("draws per estimate k")
     ax_mean.set_ylabel("mean of the estimates (± 2 s.e.)")
-    ax_mean.set_title("Both estimators\nare unbiased", fontsize=11)
+    ax_mean.set_title("Every estimator\nis unbiased", fontsize=11)
     ax_mean.grid(True, alpha=0.3)
     legend_below(ax_mean)
     fig.suptitle(wrap_text(title))

@@ -146,7 +146,7 @@ def _panel(ax, title, after: bool):
         ax.text(
             4.8,
             0.45,
-            "a random draw has no derivative: the encoder gets no gradient",
+            "a random draw has no derivative: no gradient reaches the encoder through z",
             ha="center",
             va="center",
             fontsize=9,
