@@ -285,8 +285,8 @@ class CubeScaling:
 
     @property
     def log_det(self) -> float:
-        """log |d x / d x_cube| = 3 log(scale): add it to a log-density per point in cube units
-        to get the log-density in the original units (negative log-likelihoods: subtract it)."""
+        """log |d x / d x_cube| = 3 log(scale): subtract it from a log-density per point in cube
+        units to get the log-density in the original units (negative log-likelihoods: add it)."""
         return len(self.offset) * math.log(self.scale)
 
 
