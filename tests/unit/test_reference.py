@@ -162,6 +162,11 @@ def test_table_has_a_row_per_result_and_marks_missing_values(trained, tmp_path):
     html_table = results_table(load_results(path))
     assert html_table.count("<tr>") == 2 and "<td>MNIST subset</td>" in html_table
     assert "No results recorded yet" in results_table([])
+    # each number with the decimals it was stored with: nats to 2, seconds to 1
+    row = dict(load_results(path)[0], test_neg_elbo=-0.04, test_iwae=-0.13, iwae_k=50,
+               train_seconds=19.3)
+    cells = results_table([row], fmt="markdown").splitlines()[2].split(" | ")
+    assert "-0.04" in cells and "-0.13 (K = 50)" in cells and "19.3" in cells
     with pytest.raises(ValueError, match="fmt must be"):
         results_table([], fmt="csv")
 

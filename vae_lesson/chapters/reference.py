@@ -255,8 +255,13 @@ def results_table(rows, fmt: str = "html") -> str:
         cells = []
         for key, _ in COLUMNS:
             value = row.get(key)
+            # as many decimals as record_row keeps: 2 for nats, 1 for seconds
             if key == "test_iwae" and value is not None:
                 value = f"{value:,.2f} (K = {row['iwae_k']})"
+            elif key == "test_neg_elbo" and value is not None:
+                value = f"{value:,.2f}"
+            elif key == "train_seconds" and value is not None:
+                value = f"{value:,.1f}"
             elif key == "name":
                 value = f"{value} ({row.get('chapter', '?')})"
             cells.append(_cell(value))
