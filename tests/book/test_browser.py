@@ -319,12 +319,14 @@ def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
 
 # Opens every folded cell and solution, then lists what makes a page unreadable on a phone: the page wider than
 # the screen; a display equation wider than its box with no box of its own to scroll in (clipped), or with its
-# number drawn over it; a table wider than the column that does not scroll in a wrapper of its own; a code block,
+# number drawn over it; an inline formula that runs past the column with no box to scroll in (_static/math_fit.js
+# gives the wide ones one); a table wider than the column that does not scroll in a wrapper of its own; a code block,
 # or a printed output that is not a table, that scrolls sideways (_static/code_lines.js and phone.css wrap them);
 # a wrapped code line whose continuation does not start to the right of the line's first character.
 PHONE_PROBLEMS = r"""
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
 document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
+window.dispatchEvent(new Event("resize"));  // what was folded is laid out now: math_fit.js measures it again
 const width = document.documentElement.clientWidth;
 const problems = [];
 const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim().slice(0, 60);
@@ -369,6 +371,11 @@ document.querySelectorAll('mjx-container[display="true"]').forEach((eq) => {
     if (n.left < right - 1 && n.right > left + 1 && n.top < m.bottom - 1 && n.bottom > m.top + 1)
       problems.push(`equation number ${number.textContent.trim()} drawn over its equation: ${text}`);
   }
+});
+const column = article.getBoundingClientRect().right - parseFloat(getComputedStyle(article).paddingRight);
+document.querySelectorAll('article mjx-container:not([display="true"])').forEach((formula) => {
+  if (formula.getBoundingClientRect().right > column + 1 && !scroller(formula, article))
+    problems.push(`inline formula runs past the column: ${formula.textContent.slice(0, 50)}`);
 });
 document.querySelectorAll("article table").forEach((table) => {
   if (table.getBoundingClientRect().right > width + 1 && !scroller(table.parentElement, article))
