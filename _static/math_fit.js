@@ -11,13 +11,17 @@
   function fit() {
     const article = document.querySelector("article");
     if (!article) return;
+    // Undo the last pass's marks (only on the elements it marked), then mark again if the screen is narrow.
+    article.querySelectorAll(".math-scroll").forEach((formula) => formula.classList.remove("math-scroll"));
+    article.querySelectorAll(".math-scroll-block").forEach((holder) => {
+      holder.classList.remove("math-scroll-block");
+      holder.style.removeProperty("max-width");
+    });
+    if (!NARROW.matches) return;
     const right = article.getBoundingClientRect().right - parseFloat(getComputedStyle(article).paddingRight);
     document.querySelectorAll(INLINE).forEach((formula) => {
       const holder = formula.parentElement;
-      formula.classList.remove("math-scroll");
-      holder.classList.remove("math-scroll-block");
-      holder.style.removeProperty("max-width");
-      if (!NARROW.matches || formula.getBoundingClientRect().right <= right + 1) return;
+      if (formula.getBoundingClientRect().right <= right + 1) return;
       if (getComputedStyle(formula).display === "block") {
         // A $$ formula inside a list item is typeset as a block in a span: the span scrolls, as wide as the
         // column leaves it from where it starts.

@@ -73,6 +73,8 @@ from pathlib import Path
 
 import torch
 
+from vae_lesson.chapters.augment import N_IWAE_TEST
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -310,6 +312,7 @@ N_SURGERY_06 = 10_000  # 06's n_surgery = min(len(mean_train), 10_000): training
 N_IWAE_06 = 1000  # 06's N_IWAE = min(len(x_test), 1000): test images of the two priors' bounds
 N_JUDGE_08 = 10_000  # 08's N_JUDGE = min(N_TRAIN, 10_000): the images each judge learns from
 N_IWAE_08 = 1000  # 08's record_result(..., x_test=x_test_set[:1000]): IWAE images per data set
+N_IWAE_10 = N_IWAE_TEST  # 10's augmenters' IWAE images (the same constant)
 
 HOST_WORK = [
     # 01: cell judge-random-codes (N_JUDGE = scaled(4000, ...)); cell ae1aa48f (7 x cdist of 1,000
@@ -379,11 +382,12 @@ HOST_WORK = [
              ("VAE(784, 20, 128, torch.relu)", FLAT, "unit", 50, 6000)),
     HostWork("09", "download MNIST", "download", (MB["MNIST"], False)),
     # 10: cell c38ed104 (72 classifiers of 125 steps at batch 32, each scored on 10,000 test
-    # images; 24 IWAE estimates, K = 50, on 1,000 test images: 12 VAEs and 12 CVAEs of one size).
+    # images; 24 IWAE estimates, K = 50, on N_IWAE_10 test images: 12 VAEs and 12 CVAEs of one
+    # size).
     HostWork("10", "72 classifiers x 125 steps, accuracy on 10,000", "classifiers",
              (72, 125, 32, 10_000)),
-    HostWork("10", "IWAE K=50 on 1,000 images, 12 VAEs and 12 CVAEs", "iwae",
-             ("VAE(784, 8, 128)", FLAT, "unit", 50, 24_000)),
+    HostWork("10", f"IWAE K=50 on {N_IWAE_10:,} images, 12 VAEs and 12 CVAEs", "iwae",
+             ("VAE(784, 8, 128)", FLAT, "unit", 50, 24 * N_IWAE_10)),
     HostWork("10", "download MNIST", "download", (MB["MNIST"], False)),
     # 11: cell record-reference-09 (IWAE, K = 50, 2,000 test images).
     HostWork("11", "IWAE K=50 on 2,000 images", "iwae", (VAE20, FLAT, "unit", 50, 2000)),

@@ -470,6 +470,10 @@ def parse_augmentation(name: str) -> tuple[str, int]:
     )
 
 
+# Each augmenter's IWAE estimate uses the first N_IWAE_TEST images of the test set (the VAEs' and
+# the CVAEs' alike, so the two are compared on the same images).
+N_IWAE_TEST = 1000
+
 # What a row of the results measures; a cached table of another version is computed again. 2: the
 # CVAEs' IWAE estimate ("cvae_iwae") joined the VAEs'.
 MEASURES = 2
@@ -569,7 +573,7 @@ def train_subset_vae(x: torch.Tensor, x_test: torch.Tensor, seed: int, settings:
     epochs = _train_on_subset(vae, x.reshape(len(x), -1), seed, settings)
     vae_seconds = time.perf_counter() - started
     x_test_flat = x_test.reshape(len(x_test), -1)
-    iwae = iwae_bound(vae, x_test_flat[:1000], K=settings["vae_iwae_k"])
+    iwae = iwae_bound(vae, x_test_flat[:N_IWAE_TEST], K=settings["vae_iwae_k"])
     return vae, {
         "vae_epochs": epochs,
         "vae_seconds": vae_seconds,
@@ -598,7 +602,7 @@ def train_subset_cvae(x: torch.Tensor, y: torch.Tensor, x_test, y_test, seed: in
     epochs = _train_on_subset(cvae, with_labels(x.reshape(len(x), -1), y), seed, settings)
     seconds = time.perf_counter() - started
     rows_test = with_labels(x_test.reshape(len(x_test), -1), y_test)
-    iwae = iwae_bound(GivenLabels(cvae), rows_test[:1000], K=settings["vae_iwae_k"])
+    iwae = iwae_bound(GivenLabels(cvae), rows_test[:N_IWAE_TEST], K=settings["vae_iwae_k"])
     return cvae, {
         "cvae_epochs": epochs,
         "cvae_seconds": seconds,
