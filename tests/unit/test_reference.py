@@ -105,6 +105,10 @@ def test_a_row_may_widen_its_own_tolerance_with_a_reason():
     for changes in ({"test_neg_elbo": 122.25 + 3.8}, {"metric": "test MSE per pixel 0.0284, 16 active dims"},
                     {"metric": "test MSE per pixel 0.0300, 12 active dims"}):
         assert len(compare_with_expected([_row(**changes)], expected)) == 1, changes
+    # a number written with a decimal point is a measurement, not a count, even when it is whole
+    measured = {"05_vae/VAE": _row(metric="test BCE 99.0 nats", tolerance=wide["tolerance"])}
+    assert compare_with_expected([_row(metric="test BCE 96.0 nats")], measured)
+    assert compare_with_expected([_row(metric="test BCE 97.5 nats")], measured) == []
     # the other rows keep the table's tolerance
     expected["05_vae/VAE, 2-D"] = _row(name="VAE, 2-D")
     problems = compare_with_expected([_row(test_neg_elbo=122.25 + 3.7),
