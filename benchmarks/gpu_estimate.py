@@ -73,8 +73,6 @@ from pathlib import Path
 
 import torch
 
-from vae_lesson.chapters.augment import N_IWAE_TEST
-
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -312,7 +310,7 @@ N_SURGERY_06 = 10_000  # 06's n_surgery = min(len(mean_train), 10_000): training
 N_IWAE_06 = 1000  # 06's N_IWAE = min(len(x_test), 1000): test images of the two priors' bounds
 N_JUDGE_08 = 10_000  # 08's N_JUDGE = min(N_TRAIN, 10_000): the images each judge learns from
 N_IWAE_08 = 1000  # 08's record_result(..., x_test=x_test_set[:1000]): IWAE images per data set
-N_IWAE_10 = N_IWAE_TEST  # 10's augmenters' IWAE images (the same constant)
+N_IWAE_10 = 1000  # 10's augment.N_IWAE_TEST: IWAE images per augmenter (a unit test ties the two)
 
 HOST_WORK = [
     # 01: cell judge-random-codes (N_JUDGE = scaled(4000, ...)); cell ae1aa48f (7 x cdist of 1,000

@@ -196,6 +196,16 @@ def test_chapters_06_to_08_use_their_shortened_full_settings():
     assert (20_000, 10_000, 20) in surgery[0]  # the test set: 2 draws
 
 
+def test_chapter_10s_iwae_images_are_the_augmenters():
+    # gpu_estimate keeps its own literal (importing augment would load matplotlib at every start of
+    # python -m benchmarks); this ties the two
+    from vae_lesson.chapters.augment import N_IWAE_TEST
+
+    assert ge.N_IWAE_10 == N_IWAE_TEST
+    (iwae_10,) = [item for item in ge.HOST_WORK if item.chapter == "10" and item.kind == "iwae"]
+    assert iwae_10.args[-1] == 24 * N_IWAE_TEST  # 12 VAEs and 12 CVAEs
+
+
 def test_no_private_name_of_vae_lesson_is_imported():
     import ast
     import inspect
