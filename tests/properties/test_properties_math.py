@@ -123,6 +123,16 @@ def _variance_oracle(kind, value, result):
     np.testing.assert_allclose(result, mean**4 + 14 * mean**2 + 15, rtol=1e-12)
 
 
+def _leave_one_out_oracle(kind, value, result):
+    """Floats, arrays or lists of finite numbers: at sigma = 1, k = 2, 8 mu^2 + 10 + 8 mu^2 + 2."""
+    if isinstance(value, (str, bool)) or value is None:
+        return "reject"
+    mean = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(mean).all() or np.iscomplexobj(value):
+        return "reject"
+    np.testing.assert_allclose(result, 16 * mean**2 + 12, rtol=1e-12)
+
+
 def _decoder_forward_oracle(kind, value, result):
     """Codes of any batch shape (..., 2), an empty batch included: the loss of each code."""
     if not (isinstance(value, torch.Tensor) and value.dtype == F64 and value.dim() >= 1 and value.shape[-1] == 2):
@@ -285,6 +295,15 @@ CASES = [
          lambda v: gv.square_per_sample_variance(1.0, 1.0, "score", baseline=v)),
     Case("square_per_sample_variance(estimator)", ("estimator",), bad_choice("score_baseline", "Pathwise", None),
          lambda v: gv.square_per_sample_variance(1.0, 1.0, v)),
+    Case("square_leave_one_out_variance(mean)", ("mean",), bad_number(),
+         lambda v: gv.square_leave_one_out_variance(v, 1.0, 2), _leave_one_out_oracle,
+         words={"number": ("number", "NaN", "tensor")}),
+    Case("square_leave_one_out_variance(sigma)", ("sigma",), bad_number(positive=True),
+         lambda v: gv.square_leave_one_out_variance(1.0, v, 3),
+         lambda k, v, r: "reject" if not isinstance(v, list) else np.testing.assert_allclose(r, [23.0]),
+         words={"number": ("number", "NaN", "positive", "tensor")}),
+    Case("square_leave_one_out_variance(k)", ("k",), bad_int(minimum=2),
+         lambda v: gv.square_leave_one_out_variance(1.0, 1.0, v)),
     Case("pathwise_samples(mean)", ("mean",), bad_tensor(T((2,), batch=False, fixed=(0,), **F64_SPEC)),
          lambda v: gv.pathwise_samples(gv.square, v, 0.7, EPS), _gradient_oracle("mean"),
          words={"size": ("shape",), "empty": ("empty", "shape")}),

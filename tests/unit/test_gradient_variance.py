@@ -15,6 +15,7 @@ from vae_lesson.chapters.gradient_variance import (
     score_function_samples,
     square,
     square_exact_gradient,
+    square_leave_one_out_variance,
     square_per_sample_variance,
     variance_experiment,
 )
@@ -142,16 +143,28 @@ def test_score_function_variance_matches_its_closed_form_over_k(k, baseline):
     assert var_se.item() < 0.2 * expected  # tight enough to mean something
 
 
-@pytest.mark.parametrize("k", [2, 3])
-def test_the_leave_one_out_variance_is_18_plus_10_over_k_minus_1_over_k(k):
-    # f = z^2 at mu = sigma = 1, chapter 04's table: k x Var = 18 + 10 / (k - 1), the constant
-    # baseline E f's 18 plus the noise of a baseline averaged over the k - 1 other draws.
-    ones = torch.ones(1, dtype=F64)
+@pytest.mark.parametrize("mu,sigma,k", [(1.0, 1.0, 2), (1.0, 1.0, 3), (-0.5, 0.5, 2), (2.0, 0.5, 4)])
+def test_the_leave_one_out_variance_matches_its_closed_form(mu, sigma, k):
+    # Monte Carlo of the k-draw estimate against k Var = V_c + (Var f / sigma^2 + g^2) / (k - 1)
+    mean, sd = torch.tensor([mu], dtype=F64), torch.tensor([sigma], dtype=F64)
     var, var_se = _variance_and_se(
-        _estimates("score_baseline", k, 40_000, seed=7, mean=ones, sigma=ones))
-    expected = (18 + 10 / (k - 1)) / k
+        _estimates("score_baseline", k, 40_000, seed=7, mean=mean, sigma=sd))
+    expected = square_leave_one_out_variance(mu, sigma, k) / k
     assert abs(var.item() - expected) < 4 * var_se.item()
-    assert 4 * var_se.item() < (expected - 18 / k) / 2  # it tells the two formulas apart
+    # ... and it tells the formula from its limit, the constant baseline E f = mu^2 + sigma^2
+    limit = square_per_sample_variance(mu, sigma, "score", baseline=mu**2 + sigma**2) / k
+    assert 4 * var_se.item() < (expected - limit) / 2
+
+
+def test_the_leave_one_out_variance_at_mu_1_sigma_1_is_18_plus_10_over_k_minus_1():
+    # chapter 04's sentence; the constant baseline's 18 is the limit
+    for k in (2, 3, 10, 1000):
+        assert square_leave_one_out_variance(1.0, 1.0, k) == pytest.approx(18 + 10 / (k - 1))
+    ks = torch.tensor([2.0, 5.0], dtype=F64)
+    with pytest.raises(ValueError, match="k must be an integer >= 2"):
+        square_leave_one_out_variance(1.0, 1.0, ks)
+    arrays = square_leave_one_out_variance([0.0, 1.0], [1.0, 1.0], 2)
+    assert arrays.tolist() == pytest.approx([12.0, 28.0])
 
 
 def test_closed_form_variances_at_mu_1_sigma_1():
@@ -211,9 +224,18 @@ def test_variance_experiment_is_seeded_and_plots():
     assert torch.isnan(
         a.stats["score_baseline"]["mean"][0]
     ).all()  # no leave-one-out baseline with k = 1
-    fig = plot_variance(a, closed_form={"pathwise": 4 * 0.64})
+    fig = plot_variance(
+        a, closed_form={"pathwise": 4 * 0.64, "score_baseline": lambda k: 10.0 + k}
+    )
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+    # the bands: a number is variance / k at every k; a function of k only where it was measured
+    bands = [line for line in fig.axes[0].get_lines() if line.get_linewidth() == 7]
+    drawn = [(line.get_xdata().tolist(), line.get_ydata().tolist()) for line in bands]
+    assert ([1.0, 5.0], [2.56, 2.56 / 5]) in [
+        (x, pytest.approx(y)) for x, y in drawn if len(x) == 2
+    ]
+    assert ([5.0], [15.0 / 5]) in drawn
 
 
 @pytest.mark.parametrize(

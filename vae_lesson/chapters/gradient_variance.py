@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from ..infra.checks import (
     check_finite,
     check_generator,
+    check_int,
     check_not_meta,
     check_number,
     check_positive_int,
@@ -51,6 +52,7 @@ __all__ = [
     "square",
     "square_exact_gradient",
     "square_per_sample_variance",
+    "square_leave_one_out_variance",
     "check_gradient_args",
     "check_values",
     "pathwise_samples",
@@ -111,11 +113,7 @@ def square_per_sample_variance(mean, sigma, estimator: str, baseline: float = 0.
     _check_reals(mean, "mean")
     _check_reals(sigma, "sigma", positive=True)
     check_number(baseline, "baseline")
-    # Lists and tuples have no arithmetic: compute with arrays.
-    mean, sigma = (
-        np.asarray(v, dtype=np.float64) if isinstance(v, (list, tuple)) else v
-        for v in (mean, sigma)
-    )
+    mean, sigma = _arithmetic(mean), _arithmetic(sigma)
     if estimator == "pathwise":
         return 4 * sigma**2 + 0 * mean
     if estimator == "score":
@@ -126,9 +124,40 @@ def square_per_sample_variance(mean, sigma, estimator: str, baseline: float = 0.
     )
 
 
+def square_leave_one_out_variance(mean, sigma, k):
+    """k times the variance of the k-draw score-function estimate with a leave-one-out baseline,
+    for f(z) = z^2, z ~ N(mu, sigma^2) (d = 1); k >= 2.
+
+    With s_i = (z_i - mu) / sigma^2 and b_i the mean of f over the other k - 1 draws, the estimate
+    (1/k) sum_i (f_i - b_i) s_i = 1/(k-1) sum_i (f_i - mean f) s_i is an unbiased sample
+    covariance of f and s, a U-statistic, whose variance gives
+
+        k Var = V_c + (Var f / sigma^2 + g^2) / (k - 1),
+
+    V_c the per-draw variance with the constant baseline c = E f = mu^2 + sigma^2 (the limit as k
+    grows), Var f = 4 mu^2 sigma^2 + 2 sigma^4 and g = 2 mu the gradient. At mu = sigma = 1 it is
+    18 + 10 / (k - 1). The draws of one estimate share their baselines, so unlike the other
+    estimators its variance is not a per-draw variance over k. Works elementwise like
+    :func:`square_per_sample_variance`.
+    """
+    _check_reals(mean, "mean")
+    _check_reals(sigma, "sigma", positive=True)
+    k = check_int(k, "k", minimum=2)
+    mean, sigma = _arithmetic(mean), _arithmetic(sigma)
+    # V_c: square_per_sample_variance's score formula at c = mu^2 + sigma^2, i.e. a = -sigma^2.
+    constant = 8 * mean**2 + 10 * sigma**2
+    var_f = 4 * mean**2 * sigma**2 + 2 * sigma**4
+    return constant + (var_f / sigma**2 + (2 * mean) ** 2) / (k - 1)
+
+
 # ----------------------------------------------------------------------------------------------
 # Argument checks: each estimator calls check_gradient_args on its first line
 # ----------------------------------------------------------------------------------------------
+
+
+def _arithmetic(value):
+    """Lists and tuples have no arithmetic: arrays of float64 instead (anything else as given)."""
+    return np.asarray(value, dtype=np.float64) if isinstance(value, (list, tuple)) else value
 
 
 def _check_reals(value, name: str, positive: bool = False) -> None:
@@ -623,8 +652,10 @@ def plot_variance(
     Args:
         result: from :func:`variance_experiment`.
         component: which coordinate of the gradient to show.
-        closed_form: optional {estimator name: per-sample variance}; drawn as wide pale lines
-            variance / k.
+        closed_form: optional {estimator name: per-sample variance, or a function of k giving k
+            times the variance (for the leave-one-out baseline, whose draws are not
+            independent)}; drawn as wide pale lines variance / k, at the k the estimator was
+            measured.
         title: figure title.
     """
     ks = np.asarray(result.sample_sizes, dtype=float)
@@ -658,9 +689,12 @@ def plot_variance(
         )
         if closed_form and name in closed_form:
             # a wide pale band under the measurements, so both stay visible where they coincide
+            measured = np.isfinite(var)
+            form = closed_form[name]
+            k_var = [form(int(k)) if callable(form) else form for k in ks[measured]]
             ax_var.plot(
-                ks,
-                float(closed_form[name]) / ks,
+                ks[measured],
+                np.asarray(k_var, dtype=float) / ks[measured],
                 ls="-",
                 color=_COLORS[name],
                 lw=7,
