@@ -319,6 +319,20 @@ def test_rotating_frames_make_a_gif_of_the_expected_size(tmp_path):
     assert path.stat().st_size < 2_000_000
 
 
+def test_frames_without_text_leave_out_the_title_and_axis_labels():
+    points, t = sr.make_roll(200, seed=0)
+    kwargs = dict(n_frames=2, figsize=(2.4, 2.2), dpi=80)
+    with_text = sr.rotating_roll_frames(points, t, **kwargs)[0]
+    plain = sr.rotating_roll_frames(points, t, title=None, axis_labels=False, **kwargs)[0]
+    assert plain.shape == with_text.shape
+    top = slice(0, with_text.shape[0] // 10)  # where the title is drawn
+    assert with_text[top].min() < 100 and plain[top].min() > 200
+    # the axis labels: pixels that are dark in the labelled frame and white without labels
+    assert ((with_text.min(-1) < 100) & (plain.min(-1) > 250)).sum() > (
+        (with_text[top].min(-1) < 100).sum()
+    )
+
+
 def test_figure_helpers_return_figures(clean_roll):
     points, t = clean_roll
     history = vl.History(

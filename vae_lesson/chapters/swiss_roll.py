@@ -691,12 +691,14 @@ def rotating_roll_frames(
     figsize=(4.8, 4.4),
     dpi: int = 80,
     size: float = 4.0,
-    title: str = "A 2-D sheet rolled up in 3-D",
+    title: str | None = "A 2-D sheet rolled up in 3-D",
+    axis_labels: bool = True,
 ) -> list[np.ndarray]:
     """RGB frames (H, W, 3) uint8 of ``points`` coloured by ``t``, the camera going once around.
 
     The first frame looks along the roll's axis (the spiral); a quarter turn later the layers are
-    seen from the side.
+    seen from the side. ``title=None, axis_labels=False`` draws frames without text, for showing
+    several of them side by side at a size where their text could not be read.
 
     One figure is drawn and re-rendered from ``n_frames`` evenly spaced azimuths, so all frames have
     the same size; pass the list to :func:`vae_lesson.infra.gif.write_gif`. Tick labels are left
@@ -715,6 +717,10 @@ def rotating_roll_frames(
     ax.set_xticklabels([])
     ax.set_yticklabels([])
     ax.set_zticklabels([])
+    if not axis_labels:
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_zlabel("")
     frames = []
     for azim in np.linspace(-90.0, 270.0, n_frames, endpoint=False):
         ax.view_init(elev=elev, azim=float(azim))
@@ -774,7 +780,7 @@ def plot_two_distances(points, t, i: int, j: int, path, along: float, straight: 
     ax2.set_aspect("equal")
     ax2.set_xlabel("distance along the spiral, arc_length(t)")
     ax2.set_ylabel("height")
-    ax2.set_title("Laid flat: the route along the sheet is straight")
+    ax2.set_title("Laid flat: the route along the sheet is nearly straight")
     fig.colorbar(dots, ax=ax2, location="bottom", shrink=0.5, label="position along the roll, t")
     return fig
 
