@@ -113,24 +113,22 @@ def _gradient_oracle(which):
     return oracle
 
 
-def _variance_oracle(kind, value, result):
-    """Floats, arrays or lists of finite numbers: the closed form elementwise."""
-    if isinstance(value, (str, bool)) or value is None:
-        return "reject"
-    mean = np.asarray(value, dtype=np.float64)
-    if not np.isfinite(mean).all() or np.iscomplexobj(value):
-        return "reject"
-    np.testing.assert_allclose(result, mean**4 + 14 * mean**2 + 15, rtol=1e-12)
+def _closed_form_oracle(closed_form):
+    """Floats, arrays or lists of finite numbers of the mean: ``closed_form(mean)`` elementwise."""
+    def oracle(kind, value, result):
+        if isinstance(value, (str, bool)) or value is None:
+            return "reject"
+        mean = np.asarray(value, dtype=np.float64)
+        if not np.isfinite(mean).all() or np.iscomplexobj(value):
+            return "reject"
+        np.testing.assert_allclose(result, closed_form(mean), rtol=1e-12)
+    return oracle
 
 
-def _leave_one_out_oracle(kind, value, result):
-    """Floats, arrays or lists of finite numbers: at sigma = 1, k = 2, 8 mu^2 + 10 + 8 mu^2 + 2."""
-    if isinstance(value, (str, bool)) or value is None:
-        return "reject"
-    mean = np.asarray(value, dtype=np.float64)
-    if not np.isfinite(mean).all() or np.iscomplexobj(value):
-        return "reject"
-    np.testing.assert_allclose(result, 16 * mean**2 + 12, rtol=1e-12)
+# at sigma = 1: the score function's mu^4 + 14 mu^2 + 15, and with the leave-one-out baseline at
+# k = 2, (8 mu^2 + 10) + (8 mu^2 + 2)
+_variance_oracle = _closed_form_oracle(lambda mean: mean**4 + 14 * mean**2 + 15)
+_leave_one_out_oracle = _closed_form_oracle(lambda mean: 16 * mean**2 + 12)
 
 
 def _decoder_forward_oracle(kind, value, result):
