@@ -13,7 +13,8 @@ change to ``vae_lesson`` (or to the torch version) a rebuild would show outputs 
 old code. A fingerprint of the package sources is kept next to the cache; when it changes, every
 notebook runs again.
 
-A chapter that loads another's trained models (``AFTER``) starts when that one has finished.
+A chapter that loads another's trained models, or reads what it wrote (``AFTER``), starts when that
+one has finished.
 Chapters that gather what other chapters recorded (``LAST``) run after all others, and again
 whenever any other chapter ran. Per-notebook wall times go to ``<build>/execution_times.json`` for
 the appendix. A notebook that fails stops the script with exit status 1 and a message naming the
@@ -44,8 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LAST = ("12_reference_numbers", "13_build_times")
 # A chapter that loads another chapter's trained models starts only after it has finished, so that
-# the two never train the same models at once (in a cold build both would).
-AFTER = {"06_kl_term": ("05_vae",), "07_cvae": ("05_vae",)}
+# the two never train the same models at once (in a cold build both would); 06 also reads the shares
+# 01 writes, to check 01's sentence about 06.
+AFTER = {"06_kl_term": ("05_vae", "01_autoencoder"), "07_cvae": ("05_vae",)}
 TIMEOUT = 600  # seconds per cell, as in _config.yml
 FINGERPRINT_FILE = "vae_lesson.fingerprint"
 LEDGER_FOLDER = "weights_ledger"  # in the build folder: one <notebook>.jsonl per notebook
