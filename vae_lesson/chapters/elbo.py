@@ -588,15 +588,17 @@ def identity_table(
     """A text table checking log p(x) = ELBO + KL(q || p(z|x)) for named q's at one point x (D,).
 
     ``candidates`` maps a name to the keyword arguments of :func:`elbo` (q_mean and q_cov or
-    q_ln_var). Columns: recon. = E_q[log p(x|z)], KL prior = KL(q || p(z)), ELBO,
-    gap = KL(q || p(z|x)), residual = log p(x) - (ELBO + gap), all in nats.
+    q_ln_var). Columns: E_q log p = E_q[log p(x|z)] (the reconstruction term with its sign
+    flipped), KL prior = KL(q || p(z)), ELBO, gap = KL(q || p(z|x)), residual = log p(x) - (ELBO +
+    gap), all in nats.
     ``elbo`` and ``kl_to_posterior``: the functions that compute them (the chapter passes its own).
     """
     _check_one_point(model, x)
     _check_function(elbo, "elbo")
     _check_function(kl_to_posterior, "kl_to_posterior")
     log_px = model.log_marginal(x).item()
-    lines = [f"{'q':26s}{'recon.':>10s}{'KL prior':>10s}{'ELBO':>10s}{'gap':>10s}{'residual':>10s}"]
+    header = ("E_q log p", "KL prior", "ELBO", "gap", "residual")
+    lines = [f"{'q':26s}" + "".join(f"{name:>10s}" for name in header)]
     for name, q in candidates.items():
         terms = elbo(model, x, **q)
         gap = kl_to_posterior(model, x, **q).item()
@@ -809,7 +811,7 @@ def plot_elbo_along_line(
         best.expected_log_likelihood.numpy(),
         color=_ORANGE,
         lw=2,
-        label="E_q[log p(x|z)] (reconstruction)",
+        label="E_q[log p(x|z)] (expected log-likelihood)",
     )
     right.plot(
         tt,

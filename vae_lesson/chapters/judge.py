@@ -1,5 +1,5 @@
-"""Judging generated images with a classifier trained on real ones (chapter 08, and any chapter that
-samples a model).
+"""Judging generated images with a classifier trained on real ones (introduced in chapter 01, used
+again in chapters 06, 07 and 08).
 
 A sample "looks like" an image of the data set when a classifier trained on real images assigns it
 to one class with confidence: :func:`confident_share` is the share of images whose largest class
