@@ -9,7 +9,8 @@ same examples at one batch size (one epoch per round). Rung by rung:
 4. ``fused Adam``: ``torch.optim.Adam(..., fused=True)``;
 5. ``+ finite check``: ``torch.isfinite(loss)`` read every step (like vl.train's guard against NaN);
 6. ``manual backward``: the hand-derived gradients of :mod:`vae_lesson.chapters.manual_backward` instead of
-   autograd (buffers allocated once, both encoder heads in one product, tanh through a sigmoid);
+   autograd (buffers allocated once, both encoder heads in one product, tanh through a sigmoid where
+   that is faster: ``manual_backward.tanh_form``);
 7. ``+ direct Adam``: the fused Adam kernel called on the optimizer's state without ``optimizer.step()``'s
    per-call bookkeeping (what ``vl.train(..., backward="manual")`` does);
 

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 
 import vae_lesson as vl
+from vae_lesson.chapters import manual_backward
 from vae_lesson.chapters.manual_backward import (ManualStep, _AdamStep, manual_gradients, manual_train_epoch,
-                                                  unsupported_reason)
+                                                  tanh_form, unsupported_reason)
 from vae_lesson.core.training import _adam, _epoch_function
 
 
@@ -35,10 +36,18 @@ def _manual(model, x, C, seed):
     return list(loss), {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
+@pytest.fixture(params=["tanh", "sigmoid"])
+def form(request, monkeypatch):
+    """Each test that takes it runs with both ways of evaluating tanh, whatever this processor picks."""
+    monkeypatch.setattr(manual_backward, "tanh_form", lambda: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("n_latent, n_hidden, batch, C", [(3, 32, 17, 1.0), (2, 16, 1, 0.25), (8, 48, 40, 4.0),
                                                       (3, 32, 9, 0.0)])
-def test_float64_gradients_equal_autograd_to_rounding(digits, n_latent, n_hidden, batch, C):
+def test_float64_gradients_equal_autograd_to_rounding(digits, n_latent, n_hidden, batch, C, form):
     # In float64 the hand derivation must agree with autograd to ~1e-12: a missing or wrong term cannot hide.
+    assert ManualStep(_model()).tanh_form == form
     model = _model(n_latent=n_latent, n_hidden=n_hidden, dtype=torch.float64)
     x = digits.x_train_flat[:batch].double()
     want_loss, want = _autograd(model, x, C, seed=7)
@@ -50,7 +59,7 @@ def test_float64_gradients_equal_autograd_to_rounding(digits, n_latent, n_hidden
         assert float((got[name] - want[name]).abs().max() / scale) < 1e-10, name
 
 
-def test_float32_gradients_on_the_books_mnist_vae_match_autograd():
+def test_float32_gradients_on_the_books_mnist_vae_match_autograd(form):
     # The 784-500-500-20 model the book trains, on values like MNIST's (many exact zeros and ones).
     model = _model(784, 20, 500)
     g = torch.Generator().manual_seed(0)
@@ -63,7 +72,7 @@ def test_float32_gradients_on_the_books_mnist_vae_match_autograd():
         assert float((got[name] - want[name]).abs().max() / want[name].abs().max()) < 1e-5, name
 
 
-def test_saturated_logits_stay_finite_and_correct(digits):
+def test_saturated_logits_stay_finite_and_correct(digits, form):
     # Decoder biases of +-60 put the logits far in the tails, where log(sigmoid) and log(1 - sigmoid) underflow.
     model = _model(dtype=torch.float64)
     with torch.no_grad():
@@ -81,6 +90,18 @@ def test_tanh_as_a_sigmoid_agrees_with_torch_tanh():
     via_sigmoid = torch.sigmoid(2 * a).lerp_(torch.ones(()), -1.0)
     assert float((via_sigmoid - torch.tanh(a)).abs().max()) < 2.5e-7
     assert via_sigmoid.abs().max() <= 1.0
+
+
+def test_tanh_form_follows_the_processor_not_a_timing(monkeypatch):
+    # torch.tanh (MKL's) only where torch runs AVX-512 code with MKL; the same answer on every call.
+    assert tanh_form() in ("tanh", "sigmoid") and len({tanh_form() for _ in range(5)}) == 1
+    for capability, mkl, want in [("AVX512", True, "tanh"), ("AVX512", False, "sigmoid"), ("AVX2", True, "sigmoid"),
+                                  ("DEFAULT", True, "sigmoid"), ("NO AVX", True, "sigmoid")]:
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        monkeypatch.setattr(torch.backends.mkl, "is_available", lambda m=mkl: m)
+        assert tanh_form() == want, (capability, mkl)
+    monkeypatch.delattr(torch.backends.cpu, "get_cpu_capability")  # an older torch
+    assert tanh_form() == "sigmoid"
 
 
 def test_the_bernoulli_sum_equals_torchs_stable_kernel():
@@ -152,7 +173,7 @@ def test_backward_setting_is_checked(digits):
         manual_gradients(_model(), digits.x_train_flat[:4] * 255)
 
 
-def test_train_manual_and_autograd_give_the_same_run(digits):
+def test_train_manual_and_autograd_give_the_same_run(digits, form):
     runs = {}
     for backward in ("manual", "autograd"):
         model = _model(dtype=torch.float64)
