@@ -381,12 +381,21 @@ document.querySelectorAll("article table").forEach((table) => {
   if (table.getBoundingClientRect().right > width + 1 && !scroller(table.parentElement, article))
     problems.push(`table wider than the screen: ${table.textContent.trim().slice(0, 50)}`);
 });
-return {problems: problems, wrapped: wrapped, codeLines: document.querySelectorAll("pre.code-lines").length};
+const stacked = document.querySelectorAll("article table.stack-on-phone");
+stacked.forEach((table) => {  // a table of definitions stacks its rows (phone.css, table_labels.js): no sideways scroll
+  const box = table.parentElement;
+  if (box.scrollWidth > box.clientWidth + 1 || table.getBoundingClientRect().right > width + 1)
+    problems.push(`a table that should stack on a phone scrolls sideways: ${table.textContent.trim().slice(0, 50)}`);
+  if (!table.querySelector("td[data-label]"))
+    problems.push("a stacking table's cells have no column labels (_static/table_labels.js did not run)");
+});
+return {problems: problems, wrapped: wrapped, codeLines: document.querySelectorAll("pre.code-lines").length,
+        stacked: stacked.length};
 """
 
 
 def test_every_page_reads_on_a_phone(phone, site):
-    problems, n_equations, n_wrapped = [], 0, 0
+    problems, n_equations, n_wrapped, n_stacked = [], 0, 0, 0
     for page in _toc_pages():
         phone.get(site + page + ".html")
         assert phone.execute_script("return screen.width") == PHONE_WIDTH
@@ -397,11 +406,13 @@ def test_every_page_reads_on_a_phone(phone, site):
         report = phone.execute_script(PHONE_PROBLEMS)
         problems += [f"{page}: {problem}" for problem in report["problems"]]
         n_wrapped += report["wrapped"]
+        n_stacked += report["stacked"]
         if page.startswith("notebooks/") and report["codeLines"] == 0:
             problems.append(f"{page}: no code block was split into lines (_static/code_lines.js did not run)")
         if page == "book/elbo":
             phone.save_screenshot(str(_screenshot_dir() / "elbo_phone.png"))
     assert n_equations > 50  # the check saw the book's equations
+    assert n_stacked >= 1  # and the glossary's table of symbols
     assert n_wrapped > 100  # and code lines that wrap
     assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
 
