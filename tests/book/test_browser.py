@@ -381,6 +381,12 @@ document.querySelectorAll("article table").forEach((table) => {
   if (table.getBoundingClientRect().right > width + 1 && !scroller(table.parentElement, article))
     problems.push(`table wider than the screen: ${table.textContent.trim().slice(0, 50)}`);
 });
+document.querySelectorAll('article .math-scroll, article .math-scroll-block, article mjx-container[display="true"]')
+  .forEach((box) => {  // a formula's own scroll box must not cut off what sticks out of its line (limits, indices)
+    const overflow = getComputedStyle(box).overflowX;
+    if ((overflow === "auto" || overflow === "scroll") && box.scrollHeight > box.clientHeight + 1)
+      problems.push(`formula cut off above or below in its scroll box: ${box.textContent.slice(0, 50)}`);
+  });
 const stacked = document.querySelectorAll("article table.stack-on-phone");
 stacked.forEach((table) => {  // a table of definitions stacks its rows (phone.css, table_labels.js): no sideways scroll
   const box = table.parentElement;
