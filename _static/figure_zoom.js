@@ -7,7 +7,7 @@
 (function () {
   "use strict";
   const NARROW = window.matchMedia("(max-width: 600px)");
-  const FIGURES = "article .cell_output img";
+  const FIGURES = "article .cell_output img, article figure img";  // a chapter's output, a page's drawn figure
   let overlay = null;
 
   function shrunk(img) {

@@ -242,10 +242,10 @@ def test_every_page_loads_with_images_math_and_working_links(browser, site):
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:60])
 
 
-# Opens every folded cell, then lists the code cells whose text is wider than their box.
+# Opens every folded cell, then lists the code cells (and printed lines not laid out in columns) wider than their box.
 CODE_OVERFLOW = r"""
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
-return Array.from(document.querySelectorAll("div.cell_input pre"))
+return Array.from(document.querySelectorAll("div.cell_input pre, div.cell_output pre.output-text"))
   .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
   .map((pre) => pre.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a), ""));
 """
@@ -396,12 +396,12 @@ stacked.forEach((table) => {  // a table of definitions stacks its rows (phone.c
     problems.push("a stacking table's cells have no column labels (_static/table_labels.js did not run)");
 });
 return {problems: problems, wrapped: wrapped, codeLines: document.querySelectorAll("pre.code-lines").length,
-        stacked: stacked.length};
+        stacked: stacked.length, proseZoom: document.querySelectorAll("article figure img.figure-zoomable").length};
 """
 
 
 def test_every_page_reads_on_a_phone(phone, site):
-    problems, n_equations, n_wrapped, n_stacked = [], 0, 0, 0
+    problems, n_equations, n_wrapped, n_stacked, n_prose_zoom = [], 0, 0, 0, 0
     for page in _toc_pages():
         phone.get(site + page + ".html")
         assert phone.execute_script("return screen.width") == PHONE_WIDTH
@@ -413,11 +413,13 @@ def test_every_page_reads_on_a_phone(phone, site):
         problems += [f"{page}: {problem}" for problem in report["problems"]]
         n_wrapped += report["wrapped"]
         n_stacked += report["stacked"]
+        n_prose_zoom += report["proseZoom"]
         if page.startswith("notebooks/") and report["codeLines"] == 0:
             problems.append(f"{page}: no code block was split into lines (_static/code_lines.js did not run)")
         if page == "book/elbo":
             phone.save_screenshot(str(_screenshot_dir() / "elbo_phone.png"))
     assert n_equations > 50  # the check saw the book's equations
+    assert n_prose_zoom >= 2  # the drawn figures of the prose pages (intro, elbo) open at full size on a tap too
     assert n_stacked >= 7  # and the tables of definitions (intro, glossary 2, summary 2, teachers' guide, 05)
     assert n_wrapped > 100  # and code lines that wrap
     assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
