@@ -3,8 +3,10 @@
    its own element, and on a narrow screen (_static/phone.css) a long line wraps, its continuation indented
    four characters past the line's first character, so that it cannot be mistaken for the next statement
    (the line's leading spaces get an element of their own, which phone.css replaces by a left padding).
-   A printed output wraps on a narrow screen too, unless it is laid out in columns (two or more lines with
-   runs of spaces inside them): a table that wraps is unreadable, so it scrolls in its own box.
+   A printed output wraps at every width, except the rows of a table. An output with two or more lines that
+   have runs of spaces inside them (outside brackets) is laid out in columns, and a row that wraps is
+   unreadable: each line of such an output no longer than its widest row is kept whole (the table scrolls in
+   its own box if the screen is narrower), and only a longer line, a sentence printed with the table, wraps.
    Only the markup changes: the characters, newlines included, stay exactly as they were, so the copy
    button copies the code as written. */
 (function () {
@@ -63,15 +65,35 @@
     pre.classList.add("code-lines");
   }
 
-  function isTable(text) {
-    return text.split("\n").filter((row) => /\S {2,}\S/.test(row)).length >= 2;
+  // A row of a table: a run of spaces between two columns. Inside brackets, spaces only align the numbers of a
+  // printed array (NumPy's "[0.2  0.91]"), which is no column.
+  const isRow = (line) => /\S {2,}\S/.test(line.replace(/\[[^\]]*\]/g, "[]"));
+
+  function markOutput(pre) {
+    pre.classList.add("output-text");  // wraps (_static/phone.css)
+    const lines = pre.textContent.split("\n");
+    const rows = lines.filter(isRow);
+    // Only plain text is split: an output coloured by ANSI codes keeps its markup, and its table its columns.
+    if (rows.length < 2) return;
+    if (pre.querySelector("span:not(:empty)")) {
+      pre.classList.remove("output-text");
+      return;
+    }
+    const widest = Math.max(...rows.map((row) => row.length));
+    pre.replaceChildren(...lines.map((line, i) => {
+      const span = document.createElement("span");
+      span.textContent = i < lines.length - 1 ? line + "\n" : line;
+      if (line.length <= widest) span.className = "output-row";
+      return span;
+    }));
+    pre.classList.add("output-table");
   }
 
   function run() {
     document.querySelectorAll("article div.highlight > pre, article .cell_output pre").forEach((pre) => {
       if (pre.classList.contains("code-lines") || pre.classList.contains("output-text")) return;
       if (!pre.closest(".cell_output")) splitIntoLines(pre);
-      else if (!isTable(pre.textContent)) pre.classList.add("output-text");
+      else markOutput(pre);
     });
   }
 

@@ -12,6 +12,11 @@
     const article = document.querySelector("article");
     if (!article) return;
     // Undo the last pass's marks (only on the elements it marked), then mark again if the screen is narrow.
+    article.querySelectorAll(".math-scroll-with").forEach((box) => {
+      const parent = box.parentNode;
+      box.replaceWith(...box.childNodes);
+      parent.normalize();  // the punctuation joins the text it was taken from
+    });
     article.querySelectorAll(".math-scroll").forEach((formula) => formula.classList.remove("math-scroll"));
     article.querySelectorAll(".math-scroll-block").forEach((holder) => {
       holder.classList.remove("math-scroll-block");
@@ -23,10 +28,22 @@
       const holder = formula.parentElement;
       if (formula.getBoundingClientRect().right <= right + 1) return;
       if (getComputedStyle(formula).display === "block") {
-        // A $$ formula inside a list item is typeset as a block in a span: the span scrolls, as wide as the
-        // column leaves it from where it starts.
+        // The theme lays an inline formula out in a flex box (its span.math), which makes the formula itself a
+        // block: the span scrolls, on a line of its own, as wide as the column leaves it from where it starts.
+        // Punctuation right after the formula (a full stop, a comma) stays with it, to its right, in a box
+        // around both, instead of starting the next line on its own.
         holder.classList.add("math-scroll-block");
-        holder.style.maxWidth = `${Math.max(0, right - holder.getBoundingClientRect().left)}px`;
+        let box = holder;
+        const next = holder.nextSibling;
+        const mark = next && next.nodeType === Node.TEXT_NODE && /^[.,;:!?)\]]+/.exec(next.nodeValue);
+        if (mark) {
+          next.splitText(mark[0].length);
+          box = document.createElement("span");
+          box.className = "math-scroll-with";
+          holder.before(box);
+          box.append(holder, next);
+        }
+        box.style.maxWidth = `${Math.max(0, right - box.getBoundingClientRect().left)}px`;
       } else {
         formula.classList.add("math-scroll");
       }

@@ -243,23 +243,42 @@ def test_every_page_loads_with_images_math_and_working_links(browser, site):
 
 
 # Opens every folded cell, then lists the code cells (and printed lines not laid out in columns) wider than their box.
-CODE_OVERFLOW = r"""
+# With every solution and folded cell open: each code block (of a cell or of the text), printed output and display
+# equation that is wider than its box, by its longest line (code, output) or its first characters (equations).
+WIDE_AT_1280 = r"""
+const done = arguments[arguments.length - 1];
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
-return Array.from(document.querySelectorAll("div.cell_input pre, div.cell_output pre.output-text"))
-  .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
-  .map((pre) => pre.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a), ""));
+document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
+((window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve()).then(() => {
+  const wide = (el) => el.scrollWidth > el.clientWidth + 1;
+  const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim();
+  const code = Array.from(document.querySelectorAll("article pre")).filter(wide).map((pre) =>
+    `${pre.closest(".cell_output") ? "printed output" : "code"}: ${longest(pre.textContent)}`);
+  const equations = Array.from(document.querySelectorAll('article mjx-container[display="true"]')).filter(wide)
+    .map((eq) => `equation: ${eq.textContent.slice(0, 60)}`);
+  done({problems: code.concat(equations),
+        cells: document.querySelectorAll("div.cell_input pre").length,
+        text: document.querySelectorAll("article pre").length - document.querySelectorAll(".cell_input pre, " +
+                                        ".cell_output pre").length,
+        equations: document.querySelectorAll('article mjx-container[display="true"]').length});
+});
 """
 
 
-def test_no_code_cell_scrolls_sideways_at_1280_px(browser, site):
+def test_nothing_scrolls_sideways_at_1280_px(browser, site):
+    """Code (of the cells, and of the text: solutions, prose pages), printed output and equations fit the column
+    of a 1280 px window, solutions and folded cells open."""
     assert browser.execute_script("return window.innerWidth") == 1280
-    problems, n_cells = [], 0
+    problems, n_cells, n_text, n_equations = [], 0, 0, 0
     for page in _toc_pages():
         browser.get(site + page + ".html")
-        n_cells += browser.execute_script("return document.querySelectorAll('div.cell_input pre').length")
-        problems += [f"{page}: {line}" for line in browser.execute_script(CODE_OVERFLOW)]
-    assert n_cells > 100  # the check looked at the chapters' code
-    assert not problems, "code cells wider than the page:\n" + "\n".join(problems)
+        report = browser.execute_async_script(WIDE_AT_1280)
+        problems += [f"{page}: {problem}" for problem in report["problems"]]
+        n_cells += report["cells"]
+        n_text += report["text"]
+        n_equations += report["equations"]
+    assert n_cells > 100 and n_text > 10 and n_equations > 50  # the check looked at the book's code and equations
+    assert not problems, "wider than the page at 1280 px:\n" + "\n".join(problems)
 
 
 def _shown_code(notebook: Path) -> list[str]:
@@ -321,8 +340,10 @@ def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
 # the screen; a display equation wider than its box with no box of its own to scroll in (clipped), or with its
 # number drawn over it; an inline formula that runs past the column with no box to scroll in (_static/math_fit.js
 # gives the wide ones one); a table wider than the column that does not scroll in a wrapper of its own; a code block,
-# or a printed output that is not a table, that scrolls sideways (_static/code_lines.js and phone.css wrap them);
-# a wrapped code line whose continuation does not start to the right of the line's first character.
+# or a printed output that is not a table, that scrolls sideways (_static/code_lines.js and phone.css wrap them), or
+# a line of a printed table's output that is not one of its rows and runs past the box (it should wrap);
+# a wrapped code line whose continuation does not start to the right of the line's first character; a line that
+# starts with the full stop or comma that follows a formula in a box of its own (math_fit.js keeps them together).
 PHONE_PROBLEMS = r"""
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
 document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
@@ -331,10 +352,18 @@ const width = document.documentElement.clientWidth;
 const problems = [];
 const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim().slice(0, 60);
 let wrapped = 0;
+let tables = 0;
 document.querySelectorAll("article pre").forEach((pre) => {
   const output = pre.closest(".cell_output");
-  if (output && !pre.classList.contains("output-text")) return;  // a table: it may scroll in its own box
-  if (pre.scrollWidth > pre.clientWidth + 1)
+  if (output && !pre.classList.contains("output-text")) return;  // coloured output: left as printed
+  if (pre.classList.contains("output-table")) {  // its rows may scroll in its box; a sentence with them wraps
+    tables += 1;
+    const right = pre.getBoundingClientRect().left + pre.clientLeft + pre.clientWidth;
+    pre.querySelectorAll(":scope > span:not(.output-row)").forEach((line) => {
+      if (Array.from(line.getClientRects()).some((r) => r.right > right + 1))
+        problems.push(`a sentence printed with a table runs past its box: ${longest(line.textContent)}`);
+    });
+  } else if (pre.scrollWidth > pre.clientWidth + 1)
     problems.push(`${output ? "printed output" : "code"} scrolls sideways: ${longest(pre.textContent)}`);
 });
 document.querySelectorAll("article pre.code-lines > .code-line").forEach((line) => {
@@ -387,6 +416,15 @@ document.querySelectorAll('article .math-scroll, article .math-scroll-block, art
     if ((overflow === "auto" || overflow === "scroll") && box.scrollHeight > box.clientHeight + 1)
       problems.push(`formula cut off above or below in its scroll box: ${box.textContent.slice(0, 50)}`);
   });
+document.querySelectorAll("article .math-scroll-block").forEach((box) => {  // its full stop or comma stays beside it
+  const next = box.nextSibling;
+  if (!next || next.nodeType !== Node.TEXT_NODE || !/^[.,;:!?)\]]/.test(next.nodeValue)) return;
+  const range = document.createRange();
+  range.setStart(next, 0);
+  range.setEnd(next, 1);
+  if (range.getBoundingClientRect().top >= box.getBoundingClientRect().bottom - 1)
+    problems.push(`a line starts with the punctuation after a formula: ${box.textContent.slice(0, 50)}`);
+});
 const stacked = document.querySelectorAll("article table.stack-on-phone");
 stacked.forEach((table) => {  // a table of definitions stacks its rows (phone.css, table_labels.js): no sideways scroll
   const box = table.parentElement;
@@ -395,13 +433,14 @@ stacked.forEach((table) => {  // a table of definitions stacks its rows (phone.c
   if (!table.querySelector("td[data-label]"))
     problems.push("a stacking table's cells have no column labels (_static/table_labels.js did not run)");
 });
-return {problems: problems, wrapped: wrapped, codeLines: document.querySelectorAll("pre.code-lines").length,
+return {problems: problems, wrapped: wrapped, tables: tables,
+        codeLines: document.querySelectorAll("pre.code-lines").length,
         stacked: stacked.length, proseZoom: document.querySelectorAll("article figure img.figure-zoomable").length};
 """
 
 
 def test_every_page_reads_on_a_phone(phone, site):
-    problems, n_equations, n_wrapped, n_stacked, n_prose_zoom = [], 0, 0, 0, 0
+    problems, n_equations, n_wrapped, n_stacked, n_prose_zoom, n_tables = [], 0, 0, 0, 0, 0
     for page in _toc_pages():
         phone.get(site + page + ".html")
         assert phone.execute_script("return screen.width") == PHONE_WIDTH
@@ -414,6 +453,7 @@ def test_every_page_reads_on_a_phone(phone, site):
         n_wrapped += report["wrapped"]
         n_stacked += report["stacked"]
         n_prose_zoom += report["proseZoom"]
+        n_tables += report["tables"]
         if page.startswith("notebooks/") and report["codeLines"] == 0:
             problems.append(f"{page}: no code block was split into lines (_static/code_lines.js did not run)")
         if page == "book/elbo":
@@ -421,6 +461,7 @@ def test_every_page_reads_on_a_phone(phone, site):
     assert n_equations > 50  # the check saw the book's equations
     assert n_prose_zoom >= 2  # the drawn figures of the prose pages (intro, elbo) open at full size on a tap too
     assert n_stacked >= 7  # and the tables of definitions (intro, glossary 2, summary 2, teachers' guide, 05)
+    assert n_tables >= 5  # and printed tables (04, 08, 09, 10, 12, ...)
     assert n_wrapped > 100  # and code lines that wrap
     assert not problems, f"{len(problems)} problem(s) at {PHONE_WIDTH} px:\n" + "\n".join(problems[:40])
 

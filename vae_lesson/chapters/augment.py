@@ -868,12 +868,12 @@ def results_table(rows: list[dict], fmt: str = "markdown") -> str:
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---:" for _ in header) + " |"]
         return "\n".join(lines + ["| " + " | ".join(v) + " |" for v in body])
-    cell = '<td style="text-align: right">{}</td>'
+    cell = '<td style="text-align: right; white-space: nowrap">{}</td>'
     rows_html = [
         "<tr>" + "".join(f'<th style="text-align: right">{h}</th>' for h in header) + "</tr>"
     ]
     rows_html += ["<tr>" + "".join(cell.format(v) for v in values) + "</tr>" for values in body]
-    return "<table>\n" + "\n".join(rows_html) + "\n</table>"
+    return '<table class="table">\n' + "\n".join(rows_html) + "\n</table>"
 
 
 def _seeds_text(seeds) -> str:

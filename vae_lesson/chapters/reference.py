@@ -246,6 +246,9 @@ def _cell(value) -> str:
     return str(value)
 
 
+_MIN_WIDTH = {"name": "12em", "data": "11em", "test_iwae": "8em", "metric": "16em"}
+
+
 def results_table(rows, fmt: str = "html") -> str:
     """The rows as an HTML table (``fmt="html"``) or as Markdown (``fmt="markdown"``).
 
@@ -275,7 +278,13 @@ def results_table(rows, fmt: str = "html") -> str:
         lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
         lines += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in body]
         return "\n".join(lines)
-    head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
+    # The columns of words get a least width: squeezed into a narrow column, their text would
+    # make each row many lines tall (the table scrolls sideways in its box instead).
+    head = "".join(
+        f'<th style="min-width: {_MIN_WIDTH[key]}">{html.escape(t)}</th>' if key in _MIN_WIDTH
+        else f"<th>{html.escape(t)}</th>"
+        for key, t in COLUMNS
+    )
     rows_html = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body
     )
