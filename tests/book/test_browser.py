@@ -337,13 +337,14 @@ def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
 
 
 # Opens every folded cell and solution, then lists what makes a page unreadable on a phone: the page wider than
-# the screen; a display equation wider than its box with no box of its own to scroll in (clipped), or with its
-# number drawn over it; an inline formula that runs past the column with no box to scroll in (_static/math_fit.js
-# gives the wide ones one); a table wider than the column that does not scroll in a wrapper of its own; a code block,
-# or a printed output that is not a table, that scrolls sideways (_static/code_lines.js and phone.css wrap them), or
-# a line of a printed table's output that is not one of its rows and runs past the box (it should wrap);
-# a wrapped code line whose continuation does not start to the right of the line's first character; a line that
-# starts with the full stop or comma that follows a formula in a box of its own (math_fit.js keeps them together).
+# the screen; a display equation wider than its box with no box of its own to scroll in (clipped), with its
+# number drawn over it, or with its number beside it rather than under it; an inline formula that runs past the
+# column with no box to scroll in (_static/math_fit.js gives the wide ones one); a table wider than the column
+# that does not scroll in a wrapper of its own; a code block, or a printed output that is not a table, that
+# scrolls sideways (_static/code_lines.js and phone.css wrap them), or a line of a printed table's output that
+# is not one of its rows and runs past the box (it should wrap); a wrapped code line whose continuation does not
+# start to the right of the line's first character; a line that starts with the full stop or comma that
+# follows a formula in a box of its own (math_fit.js keeps them together).
 PHONE_PROBLEMS = r"""
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
 document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
@@ -399,6 +400,8 @@ document.querySelectorAll('mjx-container[display="true"]').forEach((eq) => {
     const left = Math.max(m.left, b.left), right = Math.min(m.right, b.right);
     if (n.left < right - 1 && n.right > left + 1 && n.top < m.bottom - 1 && n.bottom > m.top + 1)
       problems.push(`equation number ${number.textContent.trim()} drawn over its equation: ${text}`);
+    else if (n.top < b.bottom - 1)  // phone.css puts it under the equation, which gets the whole column
+      problems.push(`equation number ${number.textContent.trim()} takes room beside its equation: ${text}`);
   }
 });
 const column = article.getBoundingClientRect().right - parseFloat(getComputedStyle(article).paddingRight);
