@@ -5,8 +5,9 @@
    (the line's leading spaces get an element of their own, which phone.css replaces by a left padding).
    A printed output wraps at every width, except the rows of a table. An output with two or more lines that
    have runs of spaces inside them (outside brackets) is laid out in columns, and a row that wraps is
-   unreadable: each line of such an output no longer than its widest row is kept whole (the table scrolls in
-   its own box if the screen is narrower), and only a longer line, a sentence printed with the table, wraps.
+   unreadable: each such row (and a line between two rows) is kept whole, and the table scrolls in its own box if
+   the screen is narrower; any other line, such as a sentence printed with the table, wraps, its continuation
+   indented.
    Only the markup changes: the characters, newlines included, stay exactly as they were, so the copy
    button copies the code as written. */
 (function () {
@@ -79,11 +80,13 @@
       pre.classList.remove("output-text");
       return;
     }
-    const widest = Math.max(...rows.map((row) => row.length));
+    // A row, or a line between two rows (a row whose columns are one space apart), keeps its columns.
+    const row = lines.map(isRow);
+    const kept = row.map((isIt, i) => isIt || (i > 0 && i < lines.length - 1 && row[i - 1] && row[i + 1]));
     pre.replaceChildren(...lines.map((line, i) => {
       const span = document.createElement("span");
       span.textContent = i < lines.length - 1 ? line + "\n" : line;
-      if (line.length <= widest) span.className = "output-row";
+      span.className = kept[i] ? "output-line output-row" : "output-line";
       return span;
     }));
     pre.classList.add("output-table");

@@ -1,51 +1,89 @@
-/* Inline formulas on a phone. MathJax 3 does not break a formula across lines, so an inline formula wider than
-   the column (a few of the book's are 400 to 550 px wide, against the 330 px column of a 390 px phone) ran past
-   the screen's edge and was cut off there. On a narrow screen (the width at which _static/phone.css takes over)
-   such a formula gets a box of its own that scrolls sideways, as display equations already have; a formula that
-   fits is left as it is. */
+/* Inline formulas, at every width and on a phone.
+
+   1. Punctuation stays with its formula. The theme lays an inline formula out in a flex box (its span.math), and
+      a browser may break a line between such a box and the full stop or comma that follows it, which then starts
+      the next line. Each formula followed by punctuation is put, with that punctuation, in a span that does not
+      break (class "math-tail").
+   2. A formula wider than its column scrolls (on a narrow screen, the width at which _static/phone.css takes over).
+      MathJax 3 does not break a formula across lines, so an inline formula wider than the column (a few of the
+      book's are 400 to 550 px wide, against the 330 px column of a 390 px phone, less inside an exercise's box)
+      ran past the column's edge and was cut off there. Such a formula gets a box of its own that scrolls sideways,
+      on a line of its own, as display equations have; its punctuation stays beside the box, which is narrower by
+      its width. A formula that fits is left as it is.
+   3. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
+      "math-more"), so that a formula cut at the box's edge does not look finished. Display equations too. */
 (function () {
   "use strict";
   const NARROW = window.matchMedia("(max-width: 600px)");
   const INLINE = 'article mjx-container:not([display="true"])';
+  const PUNCTUATION = /^[.,;:!?)\]]+/;
+
+  function keepPunctuation() {
+    document.querySelectorAll(INLINE).forEach((formula) => {
+      const holder = formula.parentElement;
+      if (!holder || holder.parentElement.classList.contains("math-tail")) return;
+      const next = holder.nextSibling;
+      const mark = next && next.nodeType === Node.TEXT_NODE && PUNCTUATION.exec(next.nodeValue);
+      if (!mark) return;
+      next.splitText(mark[0].length);  // next keeps the punctuation only
+      const tail = document.createElement("span");
+      tail.className = "math-tail";
+      holder.before(tail);
+      tail.append(holder, next);
+    });
+  }
+
+  // The right edge of the text column where an element sits: the content box of its nearest block ancestor (a
+  // paragraph, a list item, an exercise's box), and never past the article's.
+  function columnRight(element, article) {
+    let block = element.parentElement;
+    while (block && block !== article && getComputedStyle(block).display.startsWith("inline")) {
+      block = block.parentElement;
+    }
+    const edge = (el) => {
+      const style = getComputedStyle(el);
+      return el.getBoundingClientRect().right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth);
+    };
+    return Math.min(edge(block || article), edge(article));
+  }
+
+  function showMore(box) {
+    box.classList.toggle("math-more", box.scrollLeft + box.clientWidth < box.scrollWidth - 1);
+  }
 
   function fit() {
     const article = document.querySelector("article");
     if (!article) return;
     // Undo the last pass's marks (only on the elements it marked), then mark again if the screen is narrow.
-    article.querySelectorAll(".math-scroll-with").forEach((box) => {
-      const parent = box.parentNode;
-      box.replaceWith(...box.childNodes);
-      parent.normalize();  // the punctuation joins the text it was taken from
+    article.querySelectorAll(".math-scroll-with").forEach((tail) => {
+      tail.classList.remove("math-scroll-with");
+      tail.style.removeProperty("max-width");
     });
     article.querySelectorAll(".math-scroll").forEach((formula) => formula.classList.remove("math-scroll"));
     article.querySelectorAll(".math-scroll-block").forEach((holder) => {
       holder.classList.remove("math-scroll-block");
       holder.style.removeProperty("max-width");
     });
-    if (!NARROW.matches) return;
-    const right = article.getBoundingClientRect().right - parseFloat(getComputedStyle(article).paddingRight);
-    document.querySelectorAll(INLINE).forEach((formula) => {
-      const holder = formula.parentElement;
-      if (formula.getBoundingClientRect().right <= right + 1) return;
-      if (getComputedStyle(formula).display === "block") {
-        // The theme lays an inline formula out in a flex box (its span.math), which makes the formula itself a
-        // block: the span scrolls, on a line of its own, as wide as the column leaves it from where it starts.
-        // Punctuation right after the formula (a full stop, a comma) stays with it, to its right, in a box
-        // around both, instead of starting the next line on its own.
-        holder.classList.add("math-scroll-block");
-        let box = holder;
-        const next = holder.nextSibling;
-        const mark = next && next.nodeType === Node.TEXT_NODE && /^[.,;:!?)\]]+/.exec(next.nodeValue);
-        if (mark) {
-          next.splitText(mark[0].length);
-          box = document.createElement("span");
-          box.className = "math-scroll-with";
-          holder.before(box);
-          box.append(holder, next);
+    if (NARROW.matches) {
+      document.querySelectorAll(INLINE).forEach((formula) => {
+        const holder = formula.parentElement;
+        const tail = holder.parentElement.classList.contains("math-tail") ? holder.parentElement : null;
+        const box = tail || holder;
+        const right = columnRight(box, article);
+        if (Math.max(formula.getBoundingClientRect().right, box.getBoundingClientRect().right) <= right + 1) return;
+        if (getComputedStyle(formula).display === "block") {  // in the theme's flex span.math: the span scrolls
+          holder.classList.add("math-scroll-block");
+          if (tail) tail.classList.add("math-scroll-with");  // a flex row: the box, then its punctuation
+          box.style.maxWidth = `${Math.max(0, right - box.getBoundingClientRect().left)}px`;
+        } else {
+          formula.classList.add("math-scroll");
         }
-        box.style.maxWidth = `${Math.max(0, right - box.getBoundingClientRect().left)}px`;
-      } else {
-        formula.classList.add("math-scroll");
+      });
+    }
+    article.querySelectorAll('.math-scroll, .math-scroll-block, mjx-container[display="true"]').forEach(showMore);
+    article.querySelectorAll(".math-more").forEach((box) => {
+      if (!box.matches('.math-scroll, .math-scroll-block, mjx-container[display="true"]')) {
+        box.classList.remove("math-more");
       }
     });
   }
@@ -54,11 +92,18 @@
   // widths are final once its web fonts have loaded too, so the check runs again then, and on a resize.
   window.addEventListener("load", () => {
     const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
-    typeset.then(fit).then(() => (document.fonts ? document.fonts.ready : null)).then(fit);
+    typeset.then(keepPunctuation).then(fit).then(() => (document.fonts ? document.fonts.ready : null)).then(fit);
   });
   NARROW.addEventListener("change", fit);
   window.addEventListener("resize", fit);
   // A formula in a folded solution or cell has no width until it is opened.
   document.addEventListener("toggle", fit, true);
   document.addEventListener("click", () => window.setTimeout(fit, 100));
+  // Scrolled to its end, a box no longer fades (scroll events do not bubble: listen while capturing).
+  document.addEventListener("scroll", (event) => {
+    const box = event.target;
+    if (box instanceof Element && box.matches('.math-scroll, .math-scroll-block, mjx-container[display="true"]')) {
+      showMore(box);
+    }
+  }, { capture: true, passive: true });
 })();

@@ -404,9 +404,17 @@ document.querySelectorAll('mjx-container[display="true"]').forEach((eq) => {
       problems.push(`equation number ${number.textContent.trim()} takes room beside its equation: ${text}`);
   }
 });
-const column = article.getBoundingClientRect().right - parseFloat(getComputedStyle(article).paddingRight);
+function columnRight(element) {  // the content edge of its nearest block (a paragraph, an exercise's box), or the article's
+  let block = element.parentElement;
+  while (block && block !== article && getComputedStyle(block).display.startsWith("inline")) block = block.parentElement;
+  const edge = (el) => {
+    const style = getComputedStyle(el);
+    return el.getBoundingClientRect().right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth);
+  };
+  return Math.min(edge(block || article), edge(article));
+}
 document.querySelectorAll('article mjx-container:not([display="true"])').forEach((formula) => {
-  if (formula.getBoundingClientRect().right > column + 1 && !scroller(formula, article))
+  if (formula.getBoundingClientRect().right > columnRight(formula) + 1 && !scroller(formula, article))
     problems.push(`inline formula runs past the column: ${formula.textContent.slice(0, 50)}`);
 });
 document.querySelectorAll("article table").forEach((table) => {
@@ -419,9 +427,10 @@ document.querySelectorAll('article .math-scroll, article .math-scroll-block, art
     if ((overflow === "auto" || overflow === "scroll") && box.scrollHeight > box.clientHeight + 1)
       problems.push(`formula cut off above or below in its scroll box: ${box.textContent.slice(0, 50)}`);
   });
-document.querySelectorAll("article .math-scroll-block").forEach((box) => {  // its full stop or comma stays beside it
-  const next = box.nextSibling;
-  if (!next || next.nodeType !== Node.TEXT_NODE || !/^[.,;:!?)\]]/.test(next.nodeValue)) return;
+document.querySelectorAll('article mjx-container:not([display="true"])').forEach((formula) => {
+  const box = formula.parentElement, next = box.nextSibling;  // a formula's full stop or comma stays beside it
+  if (!box.getClientRects().length || !next || next.nodeType !== Node.TEXT_NODE ||
+      !/^[.,;:!?)\]]/.test(next.nodeValue)) return;
   const range = document.createRange();
   range.setStart(next, 0);
   range.setEnd(next, 1);

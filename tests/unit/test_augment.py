@@ -227,7 +227,7 @@ def test_experiment_rows_and_cache(digits28, tmp_path, monkeypatch):
     markdown = A.results_table(rows)
     assert markdown.count("\n") == 3 and "± " in markdown  # header, rule, one line per n_train
     html = A.results_table(rows, fmt="html")
-    assert html.startswith('<table class="table">') and html.count("<tr>") == 3 and html.count("± ") == 6
+    assert html.startswith('<table class="table"') and html.count("<tr>") == 3 and html.count("± ") == 6
     with pytest.raises(ValueError, match="fmt"):
         A.results_table(rows, fmt="latex")
     fig = A.plot_accuracy_vs_n(rows, title="toy")

@@ -873,7 +873,9 @@ def results_table(rows: list[dict], fmt: str = "markdown") -> str:
         "<tr>" + "".join(f'<th style="text-align: right">{h}</th>' for h in header) + "</tr>"
     ]
     rows_html += ["<tr>" + "".join(cell.format(v) for v in values) + "</tr>" for values in body]
-    return '<table class="table">\n' + "\n".join(rows_html) + "\n</table>"
+    # A little smaller than the text: its seven columns fit the 676 px column at 1280 px.
+    table = '<table class="table" style="font-size: 0.85em">'
+    return table + "\n" + "\n".join(rows_html) + "\n</table>"
 
 
 def _seeds_text(seeds) -> str:
