@@ -242,7 +242,6 @@ def test_every_page_loads_with_images_math_and_working_links(browser, site):
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:60])
 
 
-# Opens every folded cell, then lists the code cells (and printed lines not laid out in columns) wider than their box.
 # With every solution and folded cell open: each code block (of a cell or of the text), printed output and display
 # equation that is wider than its box, by its longest line (code, output) or its first characters (equations).
 WIDE_AT_1280 = r"""
@@ -344,7 +343,7 @@ def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
 # scrolls sideways (_static/code_lines.js and phone.css wrap them), or a line of a printed table's output that
 # is not one of its rows and runs past the box (it should wrap); a wrapped code line whose continuation does not
 # start to the right of the line's first character; a line that starts with the full stop or comma that
-# follows a formula in a box of its own (math_fit.js keeps them together).
+# follows a formula (math_fit.js keeps them together).
 PHONE_PROBLEMS = r"""
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
 document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
@@ -361,7 +360,9 @@ document.querySelectorAll("article pre").forEach((pre) => {
     tables += 1;
     const right = pre.getBoundingClientRect().left + pre.clientLeft + pre.clientWidth;
     pre.querySelectorAll(":scope > span:not(.output-row)").forEach((line) => {
-      if (Array.from(line.getClientRects()).some((r) => r.right > right + 1))
+      const text = document.createRange();  // the text's own boxes: a block's box would not show an overflow
+      text.selectNodeContents(line);
+      if (Array.from(text.getClientRects()).some((r) => r.right > right + 1))
         problems.push(`a sentence printed with a table runs past its box: ${longest(line.textContent)}`);
     });
   } else if (pre.scrollWidth > pre.clientWidth + 1)
