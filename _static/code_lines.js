@@ -73,15 +73,14 @@
   function markOutput(pre) {
     pre.classList.add("output-text");  // wraps (_static/phone.css)
     const lines = pre.textContent.split("\n");
-    const rows = lines.filter(isRow);
+    const row = lines.map(isRow);
     // Only plain text is split: an output coloured by ANSI codes keeps its markup, and its table its columns.
-    if (rows.length < 2) return;
+    if (row.filter(Boolean).length < 2) return;
     if (pre.querySelector("span:not(:empty)")) {
       pre.classList.remove("output-text");
       return;
     }
     // A row, or a line between two rows (a row whose columns are one space apart), keeps its columns.
-    const row = lines.map(isRow);
     const kept = row.map((isIt, i) => isIt || (i > 0 && i < lines.length - 1 && row[i - 1] && row[i + 1]));
     pre.replaceChildren(...lines.map((line, i) => {
       const span = document.createElement("span");

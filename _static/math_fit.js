@@ -17,6 +17,7 @@
   const NARROW = window.matchMedia("(max-width: 600px)");
   const INLINE = 'article mjx-container:not([display="true"])';
   const PUNCTUATION = /^[.,;:!?)\]]+/;
+  const SCROLLERS = '.math-scroll, .math-scroll-block, mjx-container[display="true"]';  // boxes that may scroll
 
   function keepPunctuation() {
     document.querySelectorAll(INLINE).forEach((formula) => {
@@ -55,6 +56,7 @@
     const article = document.querySelector("article");
     if (!article) return;
     // Undo the last pass's marks (only on the elements it marked), then mark again if the screen is narrow.
+    article.querySelectorAll(".math-more").forEach((box) => box.classList.remove("math-more"));
     article.querySelectorAll(".math-scroll-with").forEach((tail) => {
       tail.classList.remove("math-scroll-with");
       tail.style.removeProperty("max-width");
@@ -80,12 +82,7 @@
         }
       });
     }
-    article.querySelectorAll('.math-scroll, .math-scroll-block, mjx-container[display="true"]').forEach(showMore);
-    article.querySelectorAll(".math-more").forEach((box) => {
-      if (!box.matches('.math-scroll, .math-scroll-block, mjx-container[display="true"]')) {
-        box.classList.remove("math-more");
-      }
-    });
+    article.querySelectorAll(SCROLLERS).forEach(showMore);
   }
 
   // After the page's scripts have run, MathJax's startup promise settles once the formulas are typeset; their
@@ -102,8 +99,6 @@
   // Scrolled to its end, a box no longer fades (scroll events do not bubble: listen while capturing).
   document.addEventListener("scroll", (event) => {
     const box = event.target;
-    if (box instanceof Element && box.matches('.math-scroll, .math-scroll-block, mjx-container[display="true"]')) {
-      showMore(box);
-    }
+    if (box instanceof Element && box.matches(SCROLLERS)) showMore(box);
   }, { capture: true, passive: true });
 })();

@@ -242,15 +242,18 @@ def test_every_page_loads_with_images_math_and_working_links(browser, site):
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:60])
 
 
-# With every solution and folded cell open: each code block (of a cell or of the text), printed output and display
-# equation that is wider than its box, by its longest line (code, output) or its first characters (equations).
-WIDE_AT_1280 = r"""
-const done = arguments[arguments.length - 1];
+# Opens every folded cell and solution (their contents have no size while folded); a helper for the reports.
+OPEN_FOLDED = r"""
 document.querySelectorAll("details").forEach((details) => { details.open = true; });
 document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
+const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim();
+"""
+# With every solution and folded cell open: each code block (of a cell or of the text), printed output and display
+# equation that is wider than its box, by its longest line (code, output) or its first characters (equations).
+WIDE_AT_1280 = OPEN_FOLDED + r"""
+const done = arguments[arguments.length - 1];
 ((window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve()).then(() => {
   const wide = (el) => el.scrollWidth > el.clientWidth + 1;
-  const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim();
   const code = Array.from(document.querySelectorAll("article pre")).filter(wide).map((pre) =>
     `${pre.closest(".cell_output") ? "printed output" : "code"}: ${longest(pre.textContent)}`);
   const equations = Array.from(document.querySelectorAll('article mjx-container[display="true"]')).filter(wide)
@@ -344,13 +347,10 @@ def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
 # is not one of its rows and runs past the box (it should wrap); a wrapped code line whose continuation does not
 # start to the right of the line's first character; a line that starts with the full stop or comma that
 # follows a formula (math_fit.js keeps them together).
-PHONE_PROBLEMS = r"""
-document.querySelectorAll("details").forEach((details) => { details.open = true; });
-document.querySelectorAll(".toggle-hidden").forEach((el) => el.classList.remove("toggle-hidden"));
+PHONE_PROBLEMS = OPEN_FOLDED + r"""
 window.dispatchEvent(new Event("resize"));  // what was folded is laid out now: math_fit.js measures it again
 const width = document.documentElement.clientWidth;
 const problems = [];
-const longest = (text) => text.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").trim().slice(0, 60);
 let wrapped = 0;
 let tables = 0;
 document.querySelectorAll("article pre").forEach((pre) => {
@@ -363,10 +363,11 @@ document.querySelectorAll("article pre").forEach((pre) => {
       const text = document.createRange();  // the text's own boxes: a block's box would not show an overflow
       text.selectNodeContents(line);
       if (Array.from(text.getClientRects()).some((r) => r.right > right + 1))
-        problems.push(`a sentence printed with a table runs past its box: ${longest(line.textContent)}`);
+        problems.push(
+          `a sentence printed with a table runs past its box: ${longest(line.textContent).slice(0, 60)}`);
     });
   } else if (pre.scrollWidth > pre.clientWidth + 1)
-    problems.push(`${output ? "printed output" : "code"} scrolls sideways: ${longest(pre.textContent)}`);
+    problems.push(`${output ? "printed output" : "code"} scrolls sideways: ${longest(pre.textContent).slice(0, 60)}`);
 });
 document.querySelectorAll("article pre.code-lines > .code-line").forEach((line) => {
   const range = document.createRange();
