@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 import vae_lesson as vl
-from vae_lesson.infra import explorer
+from vae_lesson.infra import explorer, plots
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")
@@ -168,14 +168,7 @@ def test_many_points_are_sampled_but_the_centroids_use_all():
     np.testing.assert_array_equal(same.points, data.points)
     assert not np.array_equal(other.points, data.points)
     assert data.extent >= float(np.quantile(np.abs(z.numpy()).max(1), 0.995))
-    assert data.colors == explorer.TAB10
-
-
-def test_colours_are_matplotlibs_tab10():
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    assert explorer.TAB10 == tuple(to_hex(colormaps["tab10"](c)) for c in range(10))
+    assert data.colors == plots.CLASS_COLOURS  # the static scatter's colours
 
 
 @pytest.mark.parametrize("change, error, match", [

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from vae_lesson import History  # noqa: E402
 from vae_lesson.infra.gif import figure_to_array  # noqa: E402
 from vae_lesson.infra.latent import latent_grid  # noqa: E402
-from vae_lesson.infra.plots import (image_grid, plot_frame_strip, plot_history, plot_latent_map,  # noqa: E402
-                              plot_latent_scatter, show_reconstructions)
+from vae_lesson.infra.plots import (CLASS_COLOURS, image_grid, plot_frame_strip, plot_history,  # noqa: E402
+                              plot_latent_map, plot_latent_scatter, show_reconstructions)
 
 SHAPE = (8, 8)
 
@@ -173,7 +173,7 @@ def test_scatter_puts_each_class_label_at_its_centroid():
         np.testing.assert_allclose(texts[f"centroid-{c}"].get_position(), z[labels == c].mean(axis=0))
     assert len(ax.collections) == 3
     np.testing.assert_allclose(ax.collections[1].get_offsets(), z[labels == 1])
-    assert tuple(ax.collections[2].get_facecolor()[0][:3]) == pytest.approx(matplotlib.colormaps["tab10"](2)[:3])
+    assert tuple(ax.collections[2].get_facecolor()[0][:3]) == pytest.approx(matplotlib.colors.to_rgb(CLASS_COLOURS[2]))
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("$z_1$", "$z_2$", "latent means")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
     (line,) = _line(ax, "path")  # the path, and an arrow whose head is at its end
@@ -277,3 +277,41 @@ def test_figures_display_as_png_in_ipython_without_pyplot(images):
         assert "image/png" not in data and data["image/svg+xml"] == "<svg/>"
     finally:
         InteractiveShell.clear_instance()
+
+
+# Colour-vision deficiency simulated with the matrices of Machado, Oliveira and Fernandes (2009) at
+# full severity, applied to linear RGB; colours compared by their CIELAB distance (Delta E 1976).
+_CVD = {
+    "normal vision": np.eye(3),
+    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                              [-0.011820, 0.042940, 0.968881]]),
+    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                            [-0.003882, -0.048116, 1.051998]]),
+    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                            [0.004733, 0.691367, 0.303900]]),
+}
+
+
+def _lab(linear_rgb):
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ np.clip(linear_rgb, 0.0, 1.0)
+    t = xyz / np.array([0.95047, 1.0, 1.08883])  # D65 white
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _closest_pair(colours, vision):
+    srgb = np.array([matplotlib.colors.to_rgb(c) for c in colours])
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    lab = [_lab(_CVD[vision] @ c) for c in linear]
+    return min(np.linalg.norm(lab[i] - lab[j]) for i in range(len(lab)) for j in range(i))
+
+
+@pytest.mark.parametrize("vision", sorted(_CVD))
+def test_class_colours_stay_apart_for_colour_blind_readers(vision):
+    # tab10, matplotlib's default, has pairs 4.6 (protanopia) and 7.2 (deuteranopia) apart: the
+    # measure tells such palettes apart
+    tab10 = [matplotlib.colormaps["tab10"](c)[:3] for c in range(10)]
+    assert _closest_pair(tab10, "protanopia") < 8
+    assert len(set(CLASS_COLOURS)) == 10
+    assert _closest_pair(CLASS_COLOURS, vision) > 15

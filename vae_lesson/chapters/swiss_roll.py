@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -39,7 +38,7 @@ from ..infra.checks import (
     check_tensor,
 )
 from ..infra.gif import figure_to_array
-from ..infra.plots import COLUMN_WIDTH, row_layout
+from ..infra.plots import CLASS_COLOURS, COLUMN_WIDTH, row_layout
 
 __all__ = [
     "make_roll",
@@ -967,18 +966,17 @@ def plot_image_rows(rows, col_titles=None, image_size: float | None = None) -> F
 def plot_embedding_by_class(
     embedding, labels, classes, title: str, method: str = "Isomap"
 ) -> Figure:
-    """A 2-D embedding (n, 2) coloured by class label (n,) with the tab10 palette, one legend entry
-    per class."""
+    """A 2-D embedding (n, 2) coloured by class label (n,) with the book's ten class colours, one
+    legend entry per class."""
     embedding = _points(embedding, "embedding", dims=2)
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     if labels.shape != (len(embedding),):
         raise ValueError(f"labels must have shape ({len(embedding)},), got {labels.shape}")
     fig = Figure(figsize=(7.2, 5.6), layout="constrained")
     ax = fig.add_subplot()
-    cmap = colormaps["tab10"]
     for k, name in enumerate(classes):
         chosen = labels == k
-        ax.scatter(*embedding[chosen].T, color=cmap(k % 10), s=8, label=str(name))
+        ax.scatter(*embedding[chosen].T, color=CLASS_COLOURS[k % 10], s=8, label=str(name))
         if chosen.any():
             ax.annotate(
                 str(name),

@@ -31,6 +31,7 @@ from torch import nn
 
 from .activations import ACTIVATIONS, activation_name
 from .checks import check_finite, check_positive_int
+from .plots import CLASS_COLOURS
 
 __all__ = [
     "QuantizedLinear",
@@ -52,18 +53,6 @@ JS_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "elu", "leaky_relu")
 # this hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the
 # script means updating the hash here, which re-executes the chapter that shows the widget.
 SCRIPT_SHA256 = "e9909c97a7c26046bf4e97a9325eff64bd5b0d43ec080a06a09f45fbdd988ed3"
-TAB10 = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
 
 
 @dataclass(frozen=True)
@@ -277,8 +266,8 @@ def export_decoder(
             ``n_latent == 2``, or a conditional VAE (:class:`~vae_lesson.chapters.cvae.CVAE`), whose
             decoder also takes the class to draw: the widget then offers a choice of class.
         z: (n, 2) latent means, e.g. ``latent.encode_means(model, x_test)``.
-        labels: (n,) integer classes 0 .. K-1 (K <= 10, one tab10 colour each, as in the static
-            scatter plot).
+        labels: (n,) integer classes 0 .. K-1 (K <= 10, one of ``plots.CLASS_COLOURS`` each, as in
+            the static scatter plot).
         classes: optional K class names (default "0", "1", ...).
         image_shape: (H, W) of the decoded images, H * W == model.n_in (default: square).
         max_points: at most this many points are shown, a random sample (the centroids use all of
@@ -334,7 +323,7 @@ def export_decoder(
     n_classes = len(classes) if classes is not None else int(label_array.max()) + 1
     if n_classes > 10:
         raise ValueError(
-            f"at most 10 classes can be told apart with tab10 colours, got {n_classes}"
+            f"at most 10 classes can be told apart by colour, got {n_classes}"
         )
     if label_array.min() < 0 or label_array.max() >= n_classes:
         raise ValueError(
@@ -388,7 +377,7 @@ def export_decoder(
         label_array[shown].astype(np.uint8),
         centroids,
         names,
-        TAB10[:n_classes],
+        CLASS_COLOURS[:n_classes],
         len(points),
         extent,
         condition,

@@ -5,9 +5,9 @@ twice and no figure is left open: a notebook cell that ends with the returned fi
 once. (Importing this module inside IPython/Jupyter registers a PNG display for Figure objects,
 which pyplot's inline backend would otherwise do, unless a display for them is set up already.)
 Digits are drawn in grey (white on black, as MNIST stores them, vmin=0, vmax=1). The ten digit
-classes use matplotlib's "tab10" palette: no ten colours stay distinct for every colour-blind
-reader, so a class scatter also writes each class's name at its centroid. Figures with fewer lines
-use the eight Okabe-Ito colours, ``OKABE_ITO``, distinct under every common colour blindness.
+classes use ``CLASS_COLOURS``, ten colours chosen to stay apart under the common colour blindnesses;
+ten colours are still hard to tell apart, so a class scatter also writes each class's name at its
+centroid. Figures with fewer lines use the eight Okabe-Ito colours, ``OKABE_ITO``.
 Inputs may be torch tensors or NumPy arrays.
 
 Sizes are chosen for the book's page: a notebook shows a figure as a PNG at 100 dpi, and the page's
@@ -25,7 +25,6 @@ import textwrap
 
 import matplotlib.patheffects as patheffects
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
 
@@ -55,6 +54,22 @@ IMAGE_STYLE = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "neare
 # Okabe & Ito's colour-blind-safe palette: blue, orange, bluish green, vermillion, reddish purple,
 # sky blue, yellow, black
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+# Ten colours for ten classes: Petroff's sequence (matplotlib's "petroff10" style), chosen so that
+# every pair stays apart for readers with red-green or blue-yellow colour blindness (M. A. Petroff,
+# "Accessible Color Sequences for Data Visualization", arXiv:2107.02270, 2021). tests/unit/
+# test_plots.py measures the pairs' distances under simulated colour blindness.
+CLASS_COLOURS = (
+    "#3f90da",
+    "#ffa90e",
+    "#bd1f01",
+    "#94a4a2",
+    "#832db6",
+    "#a96b59",
+    "#e76300",
+    "#b9ac70",
+    "#717581",
+    "#92dadd",
+)
 PATH_COLOR = (
     "#ff7f0e"  # tab10 orange: stands out on grey digits and on the scatter's black arrow alike
 )
@@ -506,7 +521,7 @@ def plot_latent_scatter(
 
     Args:
         z: (n, 2) points (2-D latent means, or a 2-D embedding such as t-SNE).
-        labels: (n,) integer classes 0 .. K-1 (at most 10: one tab10 colour each).
+        labels: (n,) integer classes 0 .. K-1 (at most 10: one of ``CLASS_COLOURS`` each).
         classes: optional K names for the legend and the centroid labels (default "0", "1", ...).
         title: axes title.
         path: optional sequence of 2-D points (e.g. an interpolation), drawn as an arrow from start
@@ -543,7 +558,7 @@ def plot_latent_scatter(
         )
     if n_classes > 10:
         raise ValueError(
-            f"at most 10 classes can be told apart with tab10 colours, got {n_classes}"
+            f"at most 10 classes can be told apart by colour, got {n_classes}"
         )
     names = [str(c) for c in (classes if classes is not None else range(n_classes))]
     if ax is None:
@@ -551,7 +566,6 @@ def plot_latent_scatter(
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    palette = colormaps["tab10"]
     size, alpha = (9, 0.7) if len(points) <= 3000 else (3, 0.5)  # many points: smaller and lighter
     for c in range(n_classes):
         members = points[label_array == c]
@@ -562,7 +576,7 @@ def plot_latent_scatter(
             members[:, 1],
             s=size,
             alpha=alpha,
-            color=palette(c),
+            color=CLASS_COLOURS[c],
             label=names[c],
             linewidths=0,
             rasterized=True,
