@@ -136,7 +136,10 @@
       "font-size:0.9em;white-space:nowrap}",
     ".vae-explorer .vx-legend li{margin:0;display:flex;align-items:center;gap:0.3em}",
     ".vae-explorer .vx-swatch{display:inline-block;width:0.8em;height:0.8em;border-radius:50%}",
-    ".vae-explorer .vx-note{font-size:0.85em;opacity:0.8;margin:0.4em 0 0 0}"
+    ".vae-explorer .vx-note{font-size:0.85em;opacity:0.8;margin:0.4em 0 0 0}",
+    // the note under the plot wraps at the plot's width instead of widening it (which would push the
+    // decoded image under the plot)
+    ".vae-explorer .vx-plot > .vx-note{width:0;min-width:100%}"
   ].join("\n");
 
   function addStyle(doc) {
@@ -214,7 +217,11 @@
     plotRow.appendChild(legend);
     var shown = payload.n_points === payload.n_points_total ? payload.n_points.toLocaleString("en") + " test codes" :
       payload.n_points.toLocaleString("en") + " of " + payload.n_points_total.toLocaleString("en") + " test codes (a random sample)";
-    plotBox.appendChild(element(doc, "p", { "class": "vx-note" }, "Points: " + shown + "; names at the class centroids."));
+    // A conditional decoder is told the class, so the codes of every class share one cloud: their centroids
+    // coincide, and names written there would pile up under the pointer. They are left out.
+    var namesAtCentroids = decoder.nCondition === 0;
+    plotBox.appendChild(element(doc, "p", { "class": "vx-note" }, "Points: " + shown + (namesAtCentroids ?
+      "; names at the class centroids." : "; the decoder is told the class, so all classes share one cloud.")));
     var side = element(doc, "div", { "class": "vx-side" });
     var labelSelect = null;
     if (decoder.nCondition > 0) {  // the class the conditional decoder draws
@@ -317,7 +324,7 @@
       ctx.font = "bold 14px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
       ctx.lineWidth = 3; ctx.strokeStyle = "#fff"; ctx.fillStyle = "#000";
       payload.centroids.forEach(function (centroid, c) {
-        if (centroid === null) { return; }
+        if (centroid === null || !namesAtCentroids) { return; }
         var r = toCanvas(centroid[0], centroid[1]);
         ctx.strokeText(payload.classes[c], r.x, r.y); ctx.fillText(payload.classes[c], r.x, r.y);
       });

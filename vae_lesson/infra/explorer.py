@@ -52,7 +52,7 @@ JS_ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "elu", "leaky_relu")
 # The notebooks are re-executed when a .py file of the package changes, not when explorer.js does:
 # this hash ties the script to this file (tests/unit/test_explorer.py checks it), so editing the
 # script means updating the hash here, which re-executes the chapter that shows the widget.
-SCRIPT_SHA256 = "e9909c97a7c26046bf4e97a9325eff64bd5b0d43ec080a06a09f45fbdd988ed3"
+SCRIPT_SHA256 = "6e1fd436313a4039ce8faa17e115eaa6f3e04c9978ab2f7d74ffc4c70427a302"
 
 
 @dataclass(frozen=True)
