@@ -26,6 +26,7 @@ copies are up to date.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shutil
 import sys
@@ -105,6 +106,49 @@ def _blocks(text: str):
         yield ("directive", name, arg, options, body)
 
 
+@functools.lru_cache(maxsize=None)
+def _bibliography(path: Path = ROOT / "references.bib") -> dict:
+    """{key: (authors, year)} of the book's references: "Kingma and Welling", "Burda et al.",
+    or an organisation's name as written."""
+    works = {}
+    for key, body in re.findall(r"@\w+\{([^,\s]+),(.*?)\n\}", path.read_text(), flags=re.S):
+        fields = dict(re.findall(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", body, flags=re.M))
+        names = [n.strip() for n in fields.get("author", key).split(" and ")]
+        surnames = [n.strip("{}").split(",")[0].strip() for n in names]
+        if len(surnames) > 2:
+            authors = f"{surnames[0]} et al."
+        else:
+            authors = " and ".join(surnames)
+        works[key] = (authors, fields.get("year", "n.d."))
+    return works
+
+
+@functools.lru_cache(maxsize=None)
+def _statements() -> dict:
+    """{label: 'the theorem "Evidence decomposition" (chapter *elbo*)'} for the book's numbered
+    definitions, lemmas and theorems ({prf:...} directives), wherever they are defined."""
+    found = {}
+    sources = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for path in sources:
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            text = "\n".join("".join(c.source) for c in nbformat.reads(text, as_version=4).cells)
+        pattern = r"\{prf:(\w+)\}[ \t]*([^\n]*)\n:label:[ \t]*(\S+)"
+        for kind, title, label in re.findall(pattern, text):
+            named = f' "{title.strip()}"' if title.strip() else ""
+            found[label] = f"the {kind}{named} (chapter *{path.stem}*)"
+    return found
+
+
+def _cite(keys: str, in_text: bool) -> str:
+    """A citation as an author-year text: "Kingma and Welling (2014)" or "(Burda et al., 2016)"."""
+    works = _bibliography()
+    cited = [works.get(key.strip(), (key.strip(), "n.d.")) for key in keys.split(",")]
+    if in_text:
+        return "; ".join(f"{authors} ({year})" for authors, year in cited)
+    return "(" + "; ".join(f"{authors}, {year}" for authors, year in cited) + ")"
+
+
 def _roles(text: str) -> str:
     """The book's inline roles as plain text that reads well in Jupyter."""
     text = re.sub(
@@ -114,8 +158,14 @@ def _roles(text: str) -> str:
     text = re.sub(
         r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text
     )
+    def statement(m: re.Match) -> str:
+        named = _statements().get(m.group(1), m.group(1))
+        starts_sentence = re.search(r"(^|[.!?]\s+|\n)$", text[: m.start()]) is not None
+        return named[0].upper() + named[1:] if starts_sentence else named
+
+    text = re.sub(r"\{prf:ref\}`([^`]+)`", statement, text)
     text = re.sub(
-        r"\{cite(?::[pt])?\}`([^`]+)`", lambda m: "(" + m.group(1).replace(",", "; ") + ")", text
+        r"\{cite(:[pt])?\}`([^`]+)`", lambda m: _cite(m.group(2), m.group(1) == ":t"), text
     )
     # a number the book's build pastes in: here, the name of the value the notebook computes
     text = re.sub(r"\{glue:text\}`(?:[^`]*::)?([A-Za-z_]\w*)(?::[^`]*)?`", r"`\1`", text)

@@ -133,7 +133,8 @@ def test_11_trains_the_vq_vae_on_cifar10(tmp_path, monkeypatch, server, archives
     assert n_png(cell_with(nb, "image_rows({\"test image\": shown")) == 1   # originals next to reconstructions
     usage = cell_with(nb, "vqvae.codebook_usage(model_c")
     assert n_png(usage) == 2 and "codes are used on the 100 test images" in text_of(usage)
-    assert any(p.name.startswith("vqvae_cifar10_") for p in (tmp_path / "checkpoints").iterdir())
+    # the fast profile keeps its models apart from full-length ones (vl.checkpoint_dir)
+    assert any(p.name.startswith("vqvae_cifar10_") for p in (tmp_path / "checkpoints" / "fast").iterdir())
     assert "VQ-VAE" in text and seconds < MAX_SECONDS
 
 

@@ -35,7 +35,7 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
     assert n_exercises >= 3 and len(todos) == n_exercises
     text = "\n".join(c.source for c in student.cells)
     assert "{solution}" not in text and "{exercise}" not in text and "{doc}" not in text and "{eq}" not in text
-    assert "{glue" not in text and "{cite" not in text
+    assert "{glue" not in text and "{cite" not in text and "{prf:" not in text
     # no line of solution code survives, unless the chapter itself has the same line in its own code
     # (the hidden cells that run the solutions for the book's numbers do not count, and are dropped)
     numbers = [c for c in full.cells if "exercise-numbers" in c.metadata.get("tags", [])]
@@ -74,7 +74,7 @@ def test_directives_become_plain_markdown():
     markdown, exercises = msn.convert_markdown(text)
     assert [e.label for e in exercises] == ["ex-x-1"] and exercises[0].body == "Do this."
     assert "secret" not in markdown and "**Exercise: Title (conceptual)** (ex-x-1)" in markdown
-    assert "chapter *elbo*" in markdown and "equation (eq-a)" in markdown and "(kingma2014autoencoding)" in markdown
+    assert "chapter *elbo*" in markdown and "equation (eq-a)" in markdown and "(Kingma and Welling, 2014)" in markdown
     assert "$$\na = b\n$$" in markdown
 
 
@@ -82,8 +82,16 @@ def test_glued_numbers_and_author_citations_become_plain_text():
     markdown, _ = msn.convert_markdown(
         "A KL of {glue:text}`kl_20d:.1f` nats, {glue:text}`n_used:d` codes, as {cite:t}`hoffman2016elbo` and "
         "{cite:p}`matsuken2017vae,chainer2017vae` show; also {glue:text}`other.ipynb::gap:.2f`.")
-    assert markdown == ("A KL of `kl_20d` nats, `n_used` codes, as (hoffman2016elbo) and "
-                        "(matsuken2017vae; chainer2017vae) show; also `gap`.")
+    assert markdown == ("A KL of `kl_20d` nats, `n_used` codes, as Hoffman and Johnson (2016) and "
+                        "(matsuken92, 2017; Chainer developers, 2017) show; also `gap`.")
+
+
+def test_references_to_statements_and_works_name_them():
+    # {prf:ref} names the statement and where it is; a citation gives authors and year, from references.bib
+    markdown, _ = msn.convert_markdown(
+        "{prf:ref}`thm-elbo-gap` proved it, by {prf:ref}`lem-elbo-jensen`; see {cite:p}`burda2016importance`.")
+    assert markdown == ('The theorem "Evidence decomposition" (chapter *elbo*) proved it, by the lemma '
+                        '"Jensen\'s inequality" (chapter *elbo*); see (Burda et al., 2016).')
 
 
 def test_a_student_notebook_runs(generated, tmp_path, monkeypatch):

@@ -263,6 +263,19 @@ def test_load_or_train_retrains_when_settings_change(digits):
     assert calls == [0, 0, 0]
 
 
+def test_a_fast_run_keeps_its_models_apart_from_full_length_ones(digits, monkeypatch):
+    # a teacher's quick check (VAE_LESSON_FAST=1) must not replace the models a full run trained
+    vl.load_or_train("v", _vae(), digits.x_train_flat, num_epochs=2, quiet=True)
+    full_length = vl.checkpoint_dir() / "v.pt"
+    monkeypatch.setenv("VAE_LESSON_FAST", "1")
+    assert vl.checkpoint_dir() == full_length.parent / "fast"
+    vl.load_or_train("v", _vae(), digits.x_train_flat[:200], num_epochs=1, quiet=True)
+    assert vl.load_checkpoint(vl.checkpoint_dir() / "v.pt").epoch == 1
+    monkeypatch.delenv("VAE_LESSON_FAST")
+    assert vl.checkpoint_dir() == full_length.parent
+    assert vl.load_checkpoint(full_length).epoch == 2  # untouched
+
+
 def test_load_or_train_replaces_a_corrupt_checkpoint(digits, capsys):
     path = vl.checkpoint_dir() / "v.pt"
     path.parent.mkdir(parents=True)

@@ -18,6 +18,7 @@ from torch import nn
 from .activations import activation_from_name, activation_name
 from .atomic import atomic_path
 from .checks import check_model_has_values, check_positive_int
+from .settings import fast_mode
 
 __all__ = [
     "CheckpointError",
@@ -98,12 +99,16 @@ def from_keywords(cls):
 
 def checkpoint_dir() -> Path:
     """Where named checkpoints live: $VAE_LESSON_CHECKPOINT_DIR, else
-    ~/.cache/vae_lesson/checkpoints."""
+    ~/.cache/vae_lesson/checkpoints. The fast profile ($VAE_LESSON_FAST=1) keeps its tiny
+    models in the subfolder ``fast``, so that a quick check of a notebook never replaces a
+    model trained at full length under the same name."""
     env = os.environ.get("VAE_LESSON_CHECKPOINT_DIR")
     if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "vae_lesson" / "checkpoints"
+        root = Path(env).expanduser()
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(cache) / "vae_lesson" / "checkpoints"
+    return root / "fast" if fast_mode() else root
 
 
 def _check_path(path, name: str = "path") -> Path:
