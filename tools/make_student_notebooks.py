@@ -158,7 +158,8 @@ def _roles(text: str) -> str:
     text = re.sub(
         r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text
     )
-    def statement(m: re.Match) -> str:
+
+    def statement(m: re.Match) -> str:  # capitalized where it starts a sentence
         named = _statements().get(m.group(1), m.group(1))
         starts_sentence = re.search(r"(^|[.!?]\s+|\n)$", text[: m.start()]) is not None
         return named[0].upper() + named[1:] if starts_sentence else named
