@@ -106,7 +106,7 @@ mathjax: $(MATHJAX_DIR)/tex-chtml.js
 JOBS          ?= 2
 book: setup mathjax
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
-	$(VENV)/bin/jupyter-book build . -W --keep-going
+	VAE_LESSON_BOOK_BUILD=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	$(PY) tools/publish_weights.py --build _build
 	@echo "The book is in $(CURDIR)/_build/html/ (open _build/html/index.html)"
 	$(PY) tools/reference_numbers.py check
@@ -116,7 +116,7 @@ book: setup mathjax
 pdf: book
 	$(PY) tools/make_pdf.py --preview _build/pdf/pages
 
-## Student notebooks: the chapters without their solutions, one TODO cell per exercise (student/).
+## Student notebooks: the chapters without their solutions, an answer cell per exercise (student/).
 student: setup
 	$(PY) tools/make_student_notebooks.py
 

@@ -148,6 +148,8 @@ def _execute(
     if threads is not None:
         # the kernel inherits it; torch reads it at import
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    # the book's build: glue stores its numbers silently, and a text check that fails stops it
+    os.environ["VAE_LESSON_BOOK_BUILD"] = "1"
     lists = (("VAE_LESSON_WEIGHTS_LEDGER", ledger), ("VAE_LESSON_LOADED_WORK", loaded))
     for variable, listing in lists:
         if listing is not None:

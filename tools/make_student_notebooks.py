@@ -5,17 +5,20 @@
 For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
 
 - every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives),
-  and its solution removed; after the exercises, one code cell per exercise: a ``# TODO`` stub
-  quoting the exercise;
-- code cells tagged ``solution`` replaced by such a stub; hidden cells tagged ``exercise-numbers``
-  (they run the solutions' code so that the book's solutions quote the build's numbers) dropped;
+  and its solution removed; under each exercise, the cell for its answer: a Markdown cell marked
+  **Your answer** for a conceptual exercise, a code cell marked ``# TODO`` for the others;
+- code cells tagged ``solution`` replaced by a ``# TODO`` stub; hidden cells tagged
+  ``exercise-numbers`` (they run the solutions' code so that the book's solutions quote the
+  build's numbers) dropped;
+- the numbers the book's text quotes from its build (myst-nb glue) named in code font, with a note
+  under the title: the cell that computes each prints it (``vae_lesson.infra.glue``);
 - code cells tagged ``long-training`` preceded by a note: they load a trained model from a
   ``checkpoints`` folder next to the notebook when the teacher provides one (``--checkpoints``
   copies this machine's), and train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR``
   at that folder when it exists; the note and the setup cell also name
   ``vl.use_published_weights()``, which downloads the published book's trained models instead;
-- the book's cross-references, citations and equation labels turned into plain text, and
-  outputs cleared;
+- the book's cross-references, citations and equation labels turned into plain text (an equation
+  of another chapter named with its chapter), and outputs cleared;
 - a Colab link to the student version itself.
 
 It also writes ``<out>/README.md``, the list of notebooks with their Colab links. The output is
@@ -39,9 +42,23 @@ from book_links import repository  # noqa: E402
 from execute_notebooks import ROOT, toc_notebooks  # noqa: E402
 
 STUDENT_NOTE = (
-    "*Student version: the exercises' solutions are removed. Write your answers in the cells "
-    "marked `# TODO`; the full chapter, with solutions, is in the book.*"
+    "*Student version: the exercises' solutions are removed. Write your answers in the cell "
+    "under each exercise: code in the cells marked `# TODO`, text in those marked **Your "
+    "answer**. The full chapter, with solutions, is in the book.*"
 )
+GLUE_NOTE = (
+    "*Where the book shows a number its own run computed, this version names it in code font, "
+    "such as `{name}`; the cell that computes it prints it (`{name} = ...`) when you run the "
+    "notebook, and your numbers may differ a little from the book's.*"
+)
+_GLUE = re.compile(r"\{glue:text\}`(?:[^`]*::)?([A-Za-z_]\w*)(?::[^`]*)?`")
+
+
+def _student_note(nb) -> str:
+    """The note under the title: how to answer, and how to read the numbers the text quotes."""
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    names = _GLUE.findall(text)
+    return STUDENT_NOTE + ("\n\n" + GLUE_NOTE.format(name=names[0]) if names else "")
 LONG_TRAINING_NOTE = (
     "**Note:** the next cell trains models, which can take a few minutes on a laptop. If your "
     "teacher gave you a `checkpoints` folder, put it next to this notebook: the cell then loads "
@@ -140,6 +157,32 @@ def _statements() -> dict:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def _equation_pages() -> dict:
+    """{equation label: the stem of the page that defines it} over the book's sources."""
+    found = {}
+    sources = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for path in sources:
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            text = "\n".join("".join(c.source) for c in nbformat.reads(text, as_version=4).cells)
+        labels = re.findall(r"^:label:[ \t]*(eq-\S+)", text, flags=re.M)
+        labels += re.findall(r"\$\$[ \t]*\((eq-[^)\s]+)\)", text)
+        found.update((label, path.stem) for label in labels)
+    return found
+
+
+def _name_other_pages_equations(text: str, page: str) -> str:
+    """'equation (eq-x)' of another page becomes 'equation (eq-x) of chapter *page*'."""
+
+    def named(m: re.Match) -> str:
+        where = _equation_pages().get(m.group(1))
+        return m.group(0) if where in (None, page) else f"{m.group(0)} of chapter *{where}*"
+
+    # (not where the text names the chapter itself: "{eq}`eq-x` of {doc}`chapter 05 <05_vae>`")
+    return re.sub(r"equation \((eq-[^)\s]+)\)(?!,? (?:of|in) chapter)", named, text)
+
+
 def _cite(keys: str, in_text: bool) -> str:
     """A citation as an author-year text: "Kingma and Welling (2014)" or "(Burda et al., 2016)"."""
     works = _bibliography()
@@ -169,13 +212,15 @@ def _roles(text: str) -> str:
         r"\{cite(:[pt])?\}`([^`]+)`", lambda m: _cite(m.group(2), m.group(1) == ":t"), text
     )
     # a number the book's build pastes in: here, the name of the value the notebook computes
-    text = re.sub(r"\{glue:text\}`(?:[^`]*::)?([A-Za-z_]\w*)(?::[^`]*)?`", r"`\1`", text)
+    text = _GLUE.sub(r"`\1`", text)
     return text
 
 
-def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
-    """Student Markdown of one cell and the exercises it contains (solutions dropped)."""
-    out, exercises = [], []
+def convert_segments(text: str) -> list[tuple[str, Exercise | None]]:
+    """Student Markdown of one cell, cut after each exercise: (text, the exercise it ends with)
+    pieces, the last one with None. The solutions are dropped.
+    """
+    segments, out = [], []
     for block in _blocks(text):
         if block[0] == "text":
             out.extend(block[1])
@@ -186,7 +231,6 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
             continue
         if name == "exercise":
             exercise = Exercise(arg, options.get("label", ""), body_text)
-            exercises.append(exercise)
             out.append(
                 f"**Exercise: {arg}** ({exercise.label})"
                 if exercise.label
@@ -194,6 +238,8 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
             )
             out.append("")
             out.append(convert_markdown(body_text)[0])
+            segments.append((_roles("\n".join(out)), exercise))
+            out = []
         elif name == "math":
             label = options.get("label")
             out.append("$$")
@@ -208,13 +254,28 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
             )
         else:
             out.append(convert_markdown(body_text)[0])
-    return _roles("\n".join(out)), exercises
+    segments.append((_roles("\n".join(out)), None))
+    return segments
 
 
-def _todo_cell(exercise: Exercise, cell_id: str):
-    comment = "\n".join(f"# {line}".rstrip() for line in _roles(exercise.body).split("\n"))
-    source = f'# TODO: exercise "{exercise.title}" ({exercise.label})\n{comment}\n'
-    cell = nbformat.v4.new_code_cell(source)
+def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
+    """Student Markdown of one cell and the exercises it contains (solutions dropped)."""
+    segments = convert_segments(text)
+    joined = "\n".join(part for part, _ in segments if part.strip())
+    return joined, [exercise for _, exercise in segments if exercise is not None]
+
+
+def _answer_cell(exercise: Exercise, cell_id: str):
+    """The cell for an exercise's answer: Markdown for a conceptual exercise, code otherwise."""
+    if exercise.title.rstrip().endswith("(conceptual)"):
+        cell = nbformat.v4.new_markdown_cell(
+            f"**Your answer** ({exercise.label}): *double-click this cell to write it here.*"
+        )
+    else:
+        cell = nbformat.v4.new_code_cell(
+            f'# TODO: exercise "{exercise.title}" ({exercise.label})\n'
+            "# Your code here (the exercise is in the cell above).\n"
+        )
     cell.id = cell_id
     return cell
 
@@ -226,21 +287,22 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
     for index, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])
         if cell.cell_type == "markdown":
-            text, exercises = convert_markdown(cell.source)
+            segments = convert_segments(cell.source)
             if index == 0:
                 own = repository(ROOT).colab(f"notebooks/{path.name}")
                 student = repository(ROOT).colab(f"{out_dir_name}/{path.name}")
-                text = text.replace(own, student)
-                lines = text.split("\n")
-                lines.insert(1, "\n" + STUDENT_NOTE)
-                text = "\n".join(lines)
-            new = nbformat.v4.new_markdown_cell(text)
-            new.id = cell.id
-            if text.strip():
-                cells.append(new)
-            cells.extend(
-                _todo_cell(e, f"{cell.id}-todo-{k}") for k, e in enumerate(exercises, start=1)
-            )
+                lines = segments[0][0].replace(own, student).split("\n")
+                lines.insert(1, "\n" + _student_note(nb))
+                segments[0] = ("\n".join(lines), segments[0][1])
+            for k, (text, exercise) in enumerate(segments):
+                text = _name_other_pages_equations(text, path.stem)
+                # the first piece keeps the cell's id; each exercise is followed by its answer cell
+                new = nbformat.v4.new_markdown_cell(text)
+                new.id = cell.id if k == 0 else f"{cell.id}-{k + 1}"
+                if text.strip():
+                    cells.append(new)
+                if exercise is not None:
+                    cells.append(_answer_cell(exercise, f"{cell.id}-todo-{k + 1}"))
             continue
         if cell.cell_type != "code":
             cells.append(cell)
@@ -248,9 +310,9 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
         if "exercise-numbers" in tags:  # runs the solutions' code for the book's text: dropped
             continue
         if "solution" in tags:
-            cells.append(
-                _todo_cell(Exercise("solution", cell.id, "Your code here."), f"{cell.id}-todo")
-            )
+            stub = nbformat.v4.new_code_cell("# TODO: your code (the book shows a solution).\n")
+            stub.id = f"{cell.id}-todo"
+            cells.append(stub)
             continue
         if "long-training" in tags:
             note = nbformat.v4.new_markdown_cell(LONG_TRAINING_NOTE)
@@ -315,7 +377,7 @@ def main(argv=None) -> int:
         "",
         "Generated by `make student` from the chapters in `notebooks/`: the exercises without "
         "their solutions,",
-        "with a `# TODO` cell for each answer. Do not edit these files; edit the chapters and run "
+        "with a cell for each answer. Do not edit these files; edit the chapters and run "
         "the command again.",
         "",
         "| chapter | open in Colab |",

@@ -68,6 +68,11 @@ def test_numbers_in_the_text_are_the_builds(built_book):
         pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', html)
         assert len(pasted) == len(roles), f"{name}: {len(roles)} glue roles, {len(pasted)} numbers on the page"
         assert all(re.search(r"\d", text) for text in pasted), f"{name}: a pasted value is not a number: {pasted}"
+        # outside the build, glue prints "name = value" (for the student notebooks); the build's cells do not
+        outputs = "".join(re.findall(r'class="output stream[^>]*>(.*?)</pre>', html, flags=re.S))
+        names = {re.match(r"(?:[^`]*::)?(\w+)", role).group(1) for role in roles}
+        printed = sorted(key for key in names if re.search(rf"\b{key} = ", outputs))
+        assert not printed, f"{name}: cells print glued values {printed} (is VAE_LESSON_BOOK_BUILD set?)"
         pages_with_glue += bool(roles)
     assert pages_with_glue >= 5
 

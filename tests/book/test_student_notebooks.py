@@ -1,5 +1,5 @@
-"""The student notebooks: generated from the chapters, valid, free of solution code, one TODO per exercise,
-up to date with the chapters, and runnable."""
+"""The student notebooks: generated from the chapters, valid, free of solution code, an answer cell under
+each exercise, every number the text names printed by the code, up to date with the chapters, and runnable."""
 
 import re
 import sys
@@ -31,8 +31,14 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
     full = nbformat.read(path, as_version=4)
     n_exercises = sum(len(re.findall(r"^`{3,}\{exercise\}", c.source, flags=re.M)) for c in full.cells
                       if c.cell_type == "markdown")
-    todos = [c for c in student.cells if c.cell_type == "code" and c.source.startswith("# TODO: exercise")]
-    assert n_exercises >= 3 and len(todos) == n_exercises
+    answers = [i for i, c in enumerate(student.cells) if c.source.startswith(("# TODO: exercise", "**Your answer**"))]
+    assert n_exercises >= 3 and len(answers) == n_exercises
+    for i in answers:  # right under its exercise: text for a conceptual one, code for the others
+        label = re.search(r"\((ex-[\w-]+)\)", student.cells[i].source).group(1)
+        heading = re.findall(r"^\*\*Exercise: .*$", student.cells[i - 1].source, flags=re.M)[-1]
+        assert heading.endswith(f"({label})")
+        conceptual = "(conceptual)**" in heading
+        assert student.cells[i].cell_type == ("markdown" if conceptual else "code")
     text = "\n".join(c.source for c in student.cells)
     assert "{solution}" not in text and "{exercise}" not in text and "{doc}" not in text and "{eq}" not in text
     assert "{glue" not in text and "{cite" not in text and "{prf:" not in text
@@ -51,6 +57,36 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
         if "long-training" in cell.metadata.get("tags", []):
             position = next(i for i, c in enumerate(student.cells) if c.get("id") == cell.id)
             assert "checkpoints" in student.cells[position - 1].source  # the note before a long training
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_number_the_text_names_is_printed_by_a_cell(path, generated):
+    """Where the book shows a glued number, the student version names it; a kept cell glues (and prints) it."""
+    full = nbformat.read(path, as_version=4)
+    student = nbformat.read(generated / path.name, as_version=4)
+    glued = set(msn._GLUE.findall("\n".join(c.source for c in full.cells if c.cell_type == "markdown")))
+    text = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    named = {name for name in re.findall(r"`(\w+)`", text) if name in glued}
+    code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    # glue("name", ...) or glue(f"{key}_name", ...): an f-string's fields stand for any identifier part
+    patterns = [re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(f)) for f in re.findall(r'glue\(f"([^"]+)"', code)]
+    missing = [n for n in sorted(named) if f'glue("{n}"' not in code and not any(re.fullmatch(p, n) for p in patterns)]
+    assert not missing, f"{path.stem}: the text names {missing}, but no cell of the student version glues them"
+    if glued - {"n_latent"}:  # the note under the title says how to read the names
+        assert "this version names it in code font" in student.cells[0].source
+
+
+def test_an_exercise_cell_is_cut_after_each_exercise():
+    text = ("Intro.\n\n````{exercise} Why? (conceptual)\n:label: ex-x-1\nSay why.\n````\n\n"
+            "````{solution} ex-x-1\n:class: dropdown\nBecause.\n````\n\n"
+            "````{exercise} How much? (computational)\n:label: ex-x-2\nCompute it.\n````\n\nOutro.")
+    segments = msn.convert_segments(text)
+    assert [e.label if e else None for _, e in segments] == ["ex-x-1", "ex-x-2", None]
+    assert segments[0][0].startswith("Intro.") and "Say why." in segments[0][0] and "Because" not in segments[1][0]
+    assert segments[2][0].strip() == "Outro."
+    cells = [msn._answer_cell(e, f"c{k}") for k, (_, e) in enumerate(segments[:2])]
+    assert [c.cell_type for c in cells] == ["markdown", "code"]
+    assert cells[1].source.startswith('# TODO: exercise "How much? (computational)" (ex-x-2)')
 
 
 def test_solution_code_is_found_in_the_full_notebooks():
@@ -98,5 +134,21 @@ def test_a_student_notebook_runs(generated, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LESSON_FAST", "1")
     monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path / "generated"))
     monkeypatch.setenv("VAE_LESSON_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.delenv("VAE_LESSON_BOOK_BUILD", raising=False)
     nb = nbformat.read(generated / "03_elbo_check.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    # the numbers its text names are printed, each by the cell that computes it
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    named = re.findall(r"`(\w+)`", text)
+    assert any(f"\n{n} = " in "\n" + printed for n in named)
+    for name in set(named) & set(re.findall(r"^(\w+) = ", printed, flags=re.M)):
+        assert re.search(rf"^{name} = -?[\d.]+(e[+-]\d+)?$", printed, flags=re.M), name
+
+
+def test_an_equation_of_another_chapter_names_the_chapter():
+    text = ("by equation (eq-elbo-decomposition), as equation (eq-vae-kl-split) of chapter *05_vae* says; "
+            "equation (eq-vq-quantize)")
+    assert msn._name_other_pages_equations(text, "11_vq_vae") == (
+        "by equation (eq-elbo-decomposition) of chapter *elbo*, as equation (eq-vae-kl-split) of chapter *05_vae* "
+        "says; equation (eq-vq-quantize)")
