@@ -10,7 +10,12 @@
       ran past the column's edge and was cut off there. Such a formula gets a box of its own that scrolls sideways,
       on a line of its own, as display equations have; its punctuation stays beside the box, which is narrower by
       its width. A formula that fits is left as it is.
-   3. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
+   3. A display equation a little wider than a phone's column is set a little smaller so that it fits: MathJax sets
+      formulas about a quarter larger than the text, and sizes everything in a formula in em, so its font size
+      scales all of it. It goes down to SMALLEST, 90 % of the size of the text around it; an equation that would
+      need more than that keeps its size and scrolls, as before. At 390 px about half of the book's display
+      equations that were wider than the column now fit it.
+   4. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
       "math-more"), so that a formula cut at the box's edge does not look finished. Display equations too. */
 (function () {
   "use strict";
@@ -18,6 +23,8 @@
   const INLINE = 'article mjx-container:not([display="true"])';
   const PUNCTUATION = /^[.,;:!?)\]]+/;
   const SCROLLERS = '.math-scroll, .math-scroll-block, mjx-container[display="true"]';  // boxes that may scroll
+  const DISPLAY = 'article mjx-container[display="true"]';
+  const SMALLEST = 0.9;  // to fit a phone's column, a display equation is set no smaller than 90 % of the text
 
   function keepPunctuation() {
     document.querySelectorAll(INLINE).forEach((formula) => {
@@ -66,7 +73,21 @@
       holder.classList.remove("math-scroll-block");
       holder.style.removeProperty("max-width");
     });
+    article.querySelectorAll(DISPLAY).forEach((equation) => {
+      if (equation.dataset.fitSize === undefined) return;
+      equation.style.fontSize = equation.dataset.fitSize;  // MathJax's own size
+      delete equation.dataset.fitSize;
+    });
     if (NARROW.matches) {
+      article.querySelectorAll(DISPLAY).forEach((equation) => {
+        const wide = equation.scrollWidth, room = equation.clientWidth;
+        if (room === 0 || wide <= room + 1) return;  // it fits, or is hidden (in a folded solution)
+        const size = parseFloat(getComputedStyle(equation).fontSize);
+        const fitting = Math.floor((size * (room - 2)) / wide * 10) / 10;
+        if (fitting < SMALLEST * parseFloat(getComputedStyle(equation.parentElement).fontSize)) return;
+        equation.dataset.fitSize = equation.style.fontSize;
+        equation.style.fontSize = `${fitting}px`;
+      });
       document.querySelectorAll(INLINE).forEach((formula) => {
         const holder = formula.parentElement;
         const tail = holder.parentElement.classList.contains("math-tail") ? holder.parentElement : null;

@@ -346,7 +346,8 @@ def test_the_copy_button_copies_each_code_cell_as_written(browser, site):
 # scrolls sideways (_static/code_lines.js and phone.css wrap them), or a line of a printed table's output that
 # is not one of its rows and runs past the box (it should wrap); a wrapped code line whose continuation does not
 # start to the right of the line's first character; a line that starts with the full stop or comma that
-# follows a formula (math_fit.js keeps them together).
+# follows a formula (math_fit.js keeps them together); a display equation that scrolls though it would fit at 90 %
+# of the text's size, or one set smaller than that (math_fit.js sets the slightly wide ones smaller to fit).
 PHONE_PROBLEMS = OPEN_FOLDED + r"""
 window.dispatchEvent(new Event("resize"));  // what was folded is laid out now: math_fit.js measures it again
 const width = document.documentElement.clientWidth;
@@ -391,11 +392,20 @@ function scroller(element, stop) {  // the element itself or the nearest ancesto
   return null;
 }
 const article = document.querySelector("article") || document.body;
+let shrunk = 0;
 document.querySelectorAll('mjx-container[display="true"]').forEach((eq) => {
   const math = eq.querySelector("mjx-math") || eq;
   const box = scroller(eq, article);
   const text = eq.textContent.slice(0, 50);
   if (math.getBoundingClientRect().width > eq.clientWidth + 1 && !box) problems.push(`equation clipped: ${text}`);
+  const size = parseFloat(getComputedStyle(eq).fontSize), prose = parseFloat(getComputedStyle(eq.parentElement).fontSize);
+  if (eq.dataset.fitSize !== undefined) {
+    shrunk += 1;
+    if (size < 0.9 * prose - 0.05) problems.push(`equation set at ${size} px, under 90 % of the text's ${prose}: ${text}`);
+    if (eq.scrollWidth > eq.clientWidth + 1) problems.push(`equation set smaller still scrolls: ${text}`);
+  } else if (eq.clientWidth && eq.scrollWidth > eq.clientWidth + 1 &&
+             size * (eq.clientWidth - 2) / eq.scrollWidth >= 0.9 * prose + 0.2)
+    problems.push(`equation scrolls, though at 90 % of the text's size it would fit: ${text}`);
   const number = eq.closest("div.math") && eq.closest("div.math").querySelector("span.eqno");
   if (number) {
     const n = number.getBoundingClientRect(), m = math.getBoundingClientRect(), b = eq.getBoundingClientRect();
@@ -447,14 +457,14 @@ stacked.forEach((table) => {  // a table of definitions stacks its rows (phone.c
   if (!table.querySelector("td[data-label]"))
     problems.push("a stacking table's cells have no column labels (_static/table_labels.js did not run)");
 });
-return {problems: problems, wrapped: wrapped, tables: tables,
+return {problems: problems, wrapped: wrapped, tables: tables, shrunk: shrunk,
         codeLines: document.querySelectorAll("pre.code-lines").length,
         stacked: stacked.length, proseZoom: document.querySelectorAll("article figure img.figure-zoomable").length};
 """
 
 
 def test_every_page_reads_on_a_phone(phone, site):
-    problems, n_equations, n_wrapped, n_stacked, n_prose_zoom, n_tables = [], 0, 0, 0, 0, 0
+    problems, n_equations, n_wrapped, n_stacked, n_prose_zoom, n_tables, n_shrunk = [], 0, 0, 0, 0, 0, 0
     for page in _toc_pages():
         phone.get(site + page + ".html")
         assert phone.execute_script("return screen.width") == PHONE_WIDTH
@@ -468,11 +478,13 @@ def test_every_page_reads_on_a_phone(phone, site):
         n_stacked += report["stacked"]
         n_prose_zoom += report["proseZoom"]
         n_tables += report["tables"]
+        n_shrunk += report["shrunk"]
         if page.startswith("notebooks/") and report["codeLines"] == 0:
             problems.append(f"{page}: no code block was split into lines (_static/code_lines.js did not run)")
         if page == "book/elbo":
             phone.save_screenshot(str(_screenshot_dir() / "elbo_phone.png"))
     assert n_equations > 50  # the check saw the book's equations
+    assert n_shrunk >= 15  # and equations set a little smaller to fit the column (about 30 at 390 px)
     assert n_prose_zoom >= 2  # the drawn figures of the prose pages (intro, elbo) open at full size on a tap too
     assert n_stacked >= 7  # and the tables of definitions (intro, glossary 2, summary 2, teachers' guide, 05)
     assert n_tables >= 5  # and printed tables (04, 08, 09, 10, 12, ...)
