@@ -13,8 +13,8 @@
    3. A display equation a little wider than a phone's column is set a little smaller so that it fits: MathJax sets
       formulas about a quarter larger than the text, and sizes everything in a formula in em, so its font size
       scales all of it. It goes down to SMALLEST, 90 % of the size of the text around it; an equation that would
-      need more than that keeps its size and scrolls, as before. At 390 px about half of the book's display
-      equations that were wider than the column now fit it.
+      need more than that keeps its size and scrolls. The book writes its long equations on several lines, so
+      that at 390 px every one fits this way (the phone test checks it).
    4. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
       "math-more"), so that a formula cut at the box's edge does not look finished. Display equations too. */
 (function () {
