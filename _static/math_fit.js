@@ -1,20 +1,19 @@
-/* Inline formulas, at every width and on a phone.
+/* Formulas, at every width and on a phone.
 
    1. Punctuation stays with its formula. The theme lays an inline formula out in a flex box (its span.math), and
       a browser may break a line between such a box and the full stop or comma that follows it, which then starts
       the next line. Each formula followed by punctuation is put, with that punctuation, in a span that does not
       break (class "math-tail").
-   2. A formula wider than its column scrolls (on a narrow screen, the width at which _static/phone.css takes over).
-      MathJax 3 does not break a formula across lines, so an inline formula wider than the column (a few of the
-      book's are 400 to 550 px wide, against the 330 px column of a 390 px phone, less inside an exercise's box)
-      ran past the column's edge and was cut off there. Such a formula gets a box of its own that scrolls sideways,
-      on a line of its own, as display equations have; its punctuation stays beside the box, which is narrower by
-      its width. A formula that fits is left as it is.
-   3. A display equation a little wider than a phone's column is set a little smaller so that it fits: MathJax sets
-      formulas about a quarter larger than the text, and sizes everything in a formula in em, so its font size
-      scales all of it. It goes down to SMALLEST, 90 % of the size of the text around it; an equation that would
-      need more than that keeps its size and scrolls. The book writes its long equations on several lines, so
-      that at 390 px every one fits this way (the phone test checks it).
+   2. On a narrow screen (the width at which _static/phone.css takes over), a formula wider than its column is set
+      smaller so that it fits: MathJax sets formulas about a quarter larger than the text, and sizes everything in
+      a formula in em, so its font size scales all of it. It goes down to SMALLEST, 90 % of the size of the text
+      around it. An inline formula so set takes a line of its own (with its punctuation); a display equation keeps
+      its box. The book writes its long formulas on several lines (display) or as two formulas that may part at a
+      relation sign (inline), so that at 390 px every one fits this way (the phone test checks it).
+   3. A formula that would need to be smaller still keeps its size and scrolls. MathJax 3 does not break a formula
+      across lines, so such an inline formula would run past the column's edge and be cut off there: it gets a
+      box of its own that scrolls sideways, on a line of its own, as display equations have; its punctuation
+      stays beside the box, which is narrower by its width. A formula that fits is left as it is.
    4. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
       "math-more"), so that a formula cut at the box's edge does not look finished. Display equations too. */
 (function () {
@@ -41,22 +40,47 @@
     });
   }
 
-  // The right edge of the text column where an element sits: the content box of its nearest block ancestor (a
-  // paragraph, a list item, an exercise's box), and never past the article's.
-  function columnRight(element, article) {
+  // The left and right edges of the text column where an element sits: the content box of its nearest block
+  // ancestor (a paragraph, a list item, an exercise's box), and never outside the article's.
+  function columnEdges(element, article) {
     let block = element.parentElement;
     while (block && block !== article && getComputedStyle(block).display.startsWith("inline")) {
       block = block.parentElement;
     }
-    const edge = (el) => {
-      const style = getComputedStyle(el);
-      return el.getBoundingClientRect().right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth);
+    const edges = (el) => {
+      const style = getComputedStyle(el), box = el.getBoundingClientRect();
+      return [box.left + parseFloat(style.paddingLeft) + parseFloat(style.borderLeftWidth),
+              box.right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth)];
     };
-    return Math.min(edge(block || article), edge(article));
+    const [blockLeft, blockRight] = edges(block || article), [articleLeft, articleRight] = edges(article);
+    return [Math.max(blockLeft, articleLeft), Math.min(blockRight, articleRight)];
   }
 
   function showMore(box) {
     box.classList.toggle("math-more", box.scrollLeft + box.clientWidth < box.scrollWidth - 1);
+  }
+
+  // Sets a formula `wide` px wide smaller so that it is `room` px wide, if that is no less than SMALLEST of the
+  // size of the text around it; MathJax's own size is kept in data-fit-size. Returns whether it did.
+  function setSmaller(formula, wide, room) {
+    const size = parseFloat(getComputedStyle(formula).fontSize);
+    const fitting = Math.floor((size * (room - 2)) / wide * 10) / 10;
+    if (fitting >= size || fitting < SMALLEST * parseFloat(getComputedStyle(formula.parentElement).fontSize)) {
+      return false;
+    }
+    if (formula.dataset.fitSize === undefined) formula.dataset.fitSize = formula.style.fontSize;
+    formula.style.fontSize = `${fitting}px`;
+    return true;
+  }
+
+  // A display equation wider than its box: set smaller. Not every part scales exactly with the font (rounding),
+  // so it measures again, up to 3 times.
+  function fitDisplay(equation) {
+    for (let pass = 0; pass < 3; pass += 1) {
+      const wide = equation.scrollWidth, room = equation.clientWidth;
+      if (room === 0 || wide <= room + 1) return;  // it fits, or is hidden (in a folded solution)
+      if (!setSmaller(equation, wide, room)) return;
+    }
   }
 
   function fit() {
@@ -73,27 +97,26 @@
       holder.classList.remove("math-scroll-block");
       holder.style.removeProperty("max-width");
     });
-    article.querySelectorAll(DISPLAY).forEach((equation) => {
-      if (equation.dataset.fitSize === undefined) return;
-      equation.style.fontSize = equation.dataset.fitSize;  // MathJax's own size
-      delete equation.dataset.fitSize;
+    article.querySelectorAll("mjx-container[data-fit-size]").forEach((formula) => {
+      formula.style.fontSize = formula.dataset.fitSize;  // MathJax's own size
+      delete formula.dataset.fitSize;
     });
     if (NARROW.matches) {
-      article.querySelectorAll(DISPLAY).forEach((equation) => {
-        const wide = equation.scrollWidth, room = equation.clientWidth;
-        if (room === 0 || wide <= room + 1) return;  // it fits, or is hidden (in a folded solution)
-        const size = parseFloat(getComputedStyle(equation).fontSize);
-        const fitting = Math.floor((size * (room - 2)) / wide * 10) / 10;
-        if (fitting < SMALLEST * parseFloat(getComputedStyle(equation.parentElement).fontSize)) return;
-        equation.dataset.fitSize = equation.style.fontSize;
-        equation.style.fontSize = `${fitting}px`;
-      });
+      article.querySelectorAll(DISPLAY).forEach(fitDisplay);
       document.querySelectorAll(INLINE).forEach((formula) => {
         const holder = formula.parentElement;
         const tail = holder.parentElement.classList.contains("math-tail") ? holder.parentElement : null;
         const box = tail || holder;
-        const right = columnRight(box, article);
-        if (Math.max(formula.getBoundingClientRect().right, box.getBoundingClientRect().right) <= right + 1) return;
+        const [left, right] = columnEdges(box, article);
+        const past = () =>
+          Math.max(formula.getBoundingClientRect().right, box.getBoundingClientRect().right) > right + 1;
+        if (!past()) return;
+        // Wider than the column: set smaller, it fits on a line of its own (with its punctuation, if any) ...
+        const punctuation = box.getBoundingClientRect().width - holder.getBoundingClientRect().width;
+        if (setSmaller(formula, formula.getBoundingClientRect().width, right - left - punctuation) && !past()) {
+          return;
+        }
+        // ... or it scrolls in a box of its own.
         if (getComputedStyle(formula).display === "block") {  // in the theme's flex span.math: the span scrolls
           holder.classList.add("math-scroll-block");
           if (tail) tail.classList.add("math-scroll-with");  // a flex row: the box, then its punctuation
