@@ -141,19 +141,28 @@ def _bibliography(path: Path = ROOT / "references.bib") -> dict:
 
 
 @functools.lru_cache(maxsize=None)
+def _sources() -> tuple:
+    """(page stem, text) for every page of the book: book/*.md and the notebooks' cells."""
+    found = []
+    paths = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for path in paths:
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            text = "\n".join("".join(c.source) for c in nbformat.reads(text, as_version=4).cells)
+        found.append((path.stem, text))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
 def _statements() -> dict:
     """{label: 'the theorem "Evidence decomposition" (chapter *elbo*)'} for the book's numbered
     definitions, lemmas and theorems ({prf:...} directives), wherever they are defined."""
     found = {}
-    sources = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
-    for path in sources:
-        text = path.read_text()
-        if path.suffix == ".ipynb":
-            text = "\n".join("".join(c.source) for c in nbformat.reads(text, as_version=4).cells)
+    for stem, text in _sources():
         pattern = r"\{prf:(\w+)\}[ \t]*([^\n]*)\n:label:[ \t]*(\S+)"
         for kind, title, label in re.findall(pattern, text):
             named = f' "{title.strip()}"' if title.strip() else ""
-            found[label] = f"the {kind}{named} (chapter *{path.stem}*)"
+            found[label] = f"the {kind}{named} (chapter *{stem}*)"
     return found
 
 
@@ -161,14 +170,10 @@ def _statements() -> dict:
 def _equation_pages() -> dict:
     """{equation label: the stem of the page that defines it} over the book's sources."""
     found = {}
-    sources = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
-    for path in sources:
-        text = path.read_text()
-        if path.suffix == ".ipynb":
-            text = "\n".join("".join(c.source) for c in nbformat.reads(text, as_version=4).cells)
+    for stem, text in _sources():
         labels = re.findall(r"^:label:[ \t]*(eq-\S+)", text, flags=re.M)
         labels += re.findall(r"\$\$[ \t]*\((eq-[^)\s]+)\)", text)
-        found.update((label, path.stem) for label in labels)
+        found.update((label, stem) for label in labels)
     return found
 
 
