@@ -23,7 +23,7 @@
   const PUNCTUATION = /^[.,;:!?)\]]+/;
   const SCROLLERS = '.math-scroll, .math-scroll-block, mjx-container[display="true"]';  // boxes that may scroll
   const DISPLAY = 'article mjx-container[display="true"]';
-  const SMALLEST = 0.9;  // to fit a phone's column, a display equation is set no smaller than 90 % of the text
+  const SMALLEST = 0.9;  // to fit a phone's column, a formula is set no smaller than 90 % of the text
 
   function keepPunctuation() {
     document.querySelectorAll(INLINE).forEach((formula) => {

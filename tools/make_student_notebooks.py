@@ -52,13 +52,6 @@ GLUE_NOTE = (
     "notebook, and your numbers may differ a little from the book's.*"
 )
 _GLUE = re.compile(r"\{glue:text\}`(?:[^`]*::)?([A-Za-z_]\w*)(?::[^`]*)?`")
-
-
-def _student_note(nb) -> str:
-    """The note under the title: how to answer, and how to read the numbers the text quotes."""
-    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    names = _GLUE.findall(text)
-    return STUDENT_NOTE + ("\n\n" + GLUE_NOTE.format(name=names[0]) if names else "")
 LONG_TRAINING_NOTE = (
     "**Note:** the next cell trains models, which can take a few minutes on a laptop. If your "
     "teacher gave you a `checkpoints` folder, put it next to this notebook: the cell then loads "
@@ -121,6 +114,13 @@ def _blocks(text: str):
             i += 1
         i += 1  # the closing fence
         yield ("directive", name, arg, options, body)
+
+
+def _student_note(nb) -> str:
+    """The note under the title: how to answer, and how to read the numbers the text quotes."""
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    names = _GLUE.findall(text)
+    return STUDENT_NOTE + ("\n\n" + GLUE_NOTE.format(name=names[0]) if names else "")
 
 
 @functools.lru_cache(maxsize=None)
