@@ -14,7 +14,9 @@
       across lines, so such an inline formula would run past the column's edge and be cut off there: it gets a
       box of its own that scrolls sideways, on a line of its own, as display equations have; its punctuation
       stays beside the box, which is narrower by its width. A formula that fits is left as it is.
-   4. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
+   4. A formula written as two (`$a = b$ $= c$`: parts that only a space separates) keeps one size: where one part
+      was set smaller, the others are set to the same size.
+   5. A formula box that scrolls shows that it does: its right edge fades while there is more to its right (class
       "math-more"), so that a formula cut at the box's edge does not look finished. Display equations too. */
 (function () {
   "use strict";
@@ -83,6 +85,40 @@
     }
   }
 
+  // The parts of one formula written as two or more: runs of inline formulas that only white space separates.
+  function formulaRuns(article) {
+    const runs = [];
+    let last = null;
+    article.querySelectorAll(INLINE).forEach((formula) => {
+      const holder = formula.parentElement;
+      const tail = holder.parentElement.classList.contains("math-tail");  // punctuation follows: a run ends
+      const box = tail ? holder.parentElement : holder;
+      const between = box.previousSibling;
+      const joined = last && between && between.nodeType === Node.TEXT_NODE && !between.nodeValue.trim() &&
+        between.previousSibling === last;
+      if (joined) runs[runs.length - 1].push(formula);
+      else runs.push([formula]);
+      last = tail ? null : box;
+    });
+    return runs.filter((run) => run.length > 1);
+  }
+
+  // Point 4: each part of a formula set smaller makes the others of its formula as small.
+  function matchParts(article) {
+    formulaRuns(article).forEach((run) => {
+      const set = run.filter((formula) => formula.dataset.fitSize !== undefined);
+      if (set.length === 0) return;
+      const size = Math.min(...set.map((formula) => parseFloat(formula.style.fontSize)));
+      run.forEach((formula) => {
+        const scrolls = formula.classList.contains("math-scroll") ||
+          formula.parentElement.classList.contains("math-scroll-block");
+        if (scrolls) return;  // a part that scrolls keeps its size
+        if (formula.dataset.fitSize === undefined) formula.dataset.fitSize = formula.style.fontSize;
+        formula.style.fontSize = `${size}px`;
+      });
+    });
+  }
+
   function fit() {
     const article = document.querySelector("article");
     if (!article) return;
@@ -125,6 +161,7 @@
           formula.classList.add("math-scroll");
         }
       });
+      matchParts(article);
     }
     article.querySelectorAll(SCROLLERS).forEach(showMore);
   }

@@ -440,6 +440,20 @@ document.querySelectorAll('article mjx-container:not([display="true"])').forEach
       problems.push(`inline formula set at ${size} px, under 90 % of the text's ${prose}: ${formula.textContent.slice(0, 50)}`);
   }
 });
+let previous = null;  // a formula written as two (only white space between them): its parts share one size
+document.querySelectorAll('article mjx-container:not([display="true"])').forEach((formula) => {
+  const holder = formula.parentElement;
+  const tail = holder.parentElement.classList.contains("math-tail");
+  const gap = (tail ? holder.parentElement : holder).previousSibling;
+  const part = previous && gap && gap.nodeType === Node.TEXT_NODE && !gap.nodeValue.trim() &&
+    gap.previousSibling === previous.parentElement;
+  if (part && !scroller(formula, article) && !scroller(previous, article)) {
+    const sizes = [previous, formula].map((f) => getComputedStyle(f).fontSize);
+    if (sizes[0] !== sizes[1])
+      problems.push(`the parts of one formula are set at ${sizes.join(" and ")}: ${formula.textContent.slice(0, 50)}`);
+  }
+  previous = tail ? null : formula;
+});
 document.querySelectorAll("article table").forEach((table) => {
   if (table.getBoundingClientRect().right > width + 1 && !scroller(table.parentElement, article))
     problems.push(`table wider than the screen: ${table.textContent.trim().slice(0, 50)}`);
