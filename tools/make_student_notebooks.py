@@ -6,7 +6,8 @@ For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
 
 - every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives),
   and its solution removed; under each exercise, the cell for its answer: a Markdown cell marked
-  **Your answer** for a conceptual exercise, a code cell marked ``# TODO`` for the others;
+  **Your answer** for a conceptual exercise and an open-ended one that the book answers in words,
+  a code cell marked ``# TODO`` for the others;
 - code cells tagged ``solution`` replaced by a ``# TODO`` stub; hidden cells tagged
   ``exercise-numbers`` (they run the solutions' code so that the book's solutions quote the
   build's numbers) dropped;
@@ -17,8 +18,9 @@ For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
   copies this machine's), and train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR``
   at that folder when it exists; the note and the setup cell also name
   ``vl.use_published_weights()``, which downloads the published book's trained models instead;
-- the book's cross-references, citations and equation labels turned into plain text (an equation
-  of another chapter named with its chapter), and outputs cleared;
+- the book's cross-references, citations and equation labels turned into plain text (a chapter,
+  or an equation or theorem of another chapter, named by its title and notebook file), and
+  outputs cleared;
 - a Colab link to the student version itself.
 
 It also writes ``<out>/README.md``, the list of notebooks with their Colab links. The output is
@@ -33,6 +35,7 @@ import functools
 import re
 import shutil
 import sys
+import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -74,6 +77,15 @@ _FENCE = re.compile(r"^(?P<fence>`{3,})\{(?P<name>[a-z:-]+)\}\s*(?P<arg>.*)$")
 class Exercise:
     def __init__(self, title: str, label: str, body: str):
         self.title, self.label, self.body = title, label, body
+        self.solved_in_code = None  # whether the book's solution has code (None: no solution seen)
+
+    @property
+    def written(self) -> bool:
+        """Whether the answer is text: a conceptual exercise, or an open-ended one that the book
+        answers in words alone."""
+        kind = re.search(r"\((\w[\w-]*)\)\s*$", self.title)
+        kind = kind.group(1) if kind else ""
+        return kind == "conceptual" or (kind == "open-ended" and self.solved_in_code is False)
 
 
 def _blocks(text: str):
@@ -123,6 +135,27 @@ def _student_note(nb) -> str:
     return STUDENT_NOTE + ("\n\n" + GLUE_NOTE.format(name=names[0]) if names else "")
 
 
+# BibTeX's letters and accents ({\\o}, \\"{o}), for authors' names in plain text
+_LATEX_LETTERS = {"o": "ø", "O": "Ø", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "ss": "ß",
+                  "l": "ł", "L": "Ł"}
+_LATEX_ACCENTS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303",
+                  "=": "\u0304", ".": "\u0307", "c": "\u0327", "H": "\u030b", "u": "\u0306",
+                  "v": "\u030c", "k": "\u0328"}
+
+
+def _plain(latex: str) -> str:
+    """A BibTeX name as text: S{\\o}nderby -> Sønderby, G{\\"o}del -> Gödel, {Org} -> Org."""
+    text = re.sub(
+        r"\{?\\(o|O|aa|AA|ae|AE|ss|l|L)\}?(?![a-zA-Z])", lambda m: _LATEX_LETTERS[m.group(1)], latex
+    )
+    text = re.sub(
+        r"\{?\\([\"'`^~=.]|[cHuvk](?=[\s{]))\s*\{?([a-zA-Z])\}?\}?",
+        lambda m: unicodedata.normalize("NFC", m.group(2) + _LATEX_ACCENTS[m.group(1)]),
+        text,
+    )
+    return text.replace("{", "").replace("}", "")
+
+
 @functools.lru_cache(maxsize=None)
 def _bibliography(path: Path = ROOT / "references.bib") -> dict:
     """{key: (authors, year)} of the book's references: "Kingma and Welling", "Burda et al.",
@@ -131,7 +164,7 @@ def _bibliography(path: Path = ROOT / "references.bib") -> dict:
     for key, body in re.findall(r"@\w+\{([^,\s]+),(.*?)\n\}", path.read_text(), flags=re.S):
         fields = dict(re.findall(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", body, flags=re.M))
         names = [n.strip() for n in fields.get("author", key).split(" and ")]
-        surnames = [n.strip("{}").split(",")[0].strip() for n in names]
+        surnames = [_plain(n).split(",")[0].strip() for n in names]
         if len(surnames) > 2:
             authors = f"{surnames[0]} et al."
         else:
@@ -154,15 +187,46 @@ def _sources() -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
+def _titles() -> dict:
+    """{page stem: the page's title}, the first heading of each page."""
+    found = {}
+    for stem, text in _sources():
+        heading = re.search(r"^# (.+)$", text, flags=re.M)
+        found[stem] = heading.group(1).strip() if heading else stem
+    return found
+
+
+def _page(stem: str) -> tuple[str, str]:
+    """A page of the book as a student finds it: ('*The VAE in PyTorch*', '`05_vae.ipynb`') for a
+    chapter that has a notebook, ('*The evidence lower bound*', 'in the book') for a text page."""
+    title = _titles().get(stem, stem)
+    notebook = (ROOT / "notebooks" / f"{stem}.ipynb").is_file()
+    where = f"`{stem}.ipynb`" if notebook else "in the book"
+    return f"*{title}*", where
+
+
+@functools.lru_cache(maxsize=None)
 def _statements() -> dict:
-    """{label: 'the theorem "Evidence decomposition" (chapter *elbo*)'} for the book's numbered
-    definitions, lemmas and theorems ({prf:...} directives), wherever they are defined."""
+    """{label: 'the theorem "Evidence decomposition" of *The evidence lower bound* (in the book)'}
+    for the book's numbered definitions, lemmas and theorems ({prf:...} directives)."""
     found = {}
     for stem, text in _sources():
         pattern = r"\{prf:(\w+)\}[ \t]*([^\n]*)\n:label:[ \t]*(\S+)"
         for kind, title, label in re.findall(pattern, text):
             named = f' "{title.strip()}"' if title.strip() else ""
-            found[label] = f"the {kind}{named} (chapter *{stem}*)"
+            found[label] = (stem, f"the {kind}{named}")
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _exercises() -> dict:
+    """{label: (page stem, title without its kind)} for every exercise of the book."""
+    found = {}
+    for stem, text in _sources():
+        pattern = r"\{exercise\}[ \t]*([^\n]*)\n:label:[ \t]*(\S+)"
+        for title, label in re.findall(pattern, text):
+            kind = r"\s*\((?:conceptual|computational|open-ended)\)\s*$"
+            found[label] = (stem, re.sub(kind, "", title))
     return found
 
 
@@ -177,15 +241,21 @@ def _equation_pages() -> dict:
     return found
 
 
-def _name_other_pages_equations(text: str, page: str) -> str:
-    """'equation (eq-x)' of another page becomes 'equation (eq-x) of chapter *page*'."""
+def _name_other_pages(text: str, page: str) -> str:
+    """'equation (eq-x)' and 'exercise "Title" (ex-x)' of another page get the page's name:
+    'equation (eq-x) of *Its title* (`stem.ipynb`)'."""
 
     def named(m: re.Match) -> str:
-        where = _equation_pages().get(m.group(1))
-        return m.group(0) if where in (None, page) else f"{m.group(0)} of chapter *{where}*"
+        label = m.group(1) or m.group(2)
+        where = _equation_pages().get(label) or _exercises().get(label, (None,))[0]
+        if where in (None, page):
+            return m.group(0)
+        return "{} of {} ({})".format(m.group(0), *_page(where))
 
     # (not where the text names the chapter itself: "{eq}`eq-x` of {doc}`chapter 05 <05_vae>`")
-    return re.sub(r"equation \((eq-[^)\s]+)\)(?!,? (?:of|in) chapter)", named, text)
+    pattern = (r'(?:equation \((eq-[^)\s]+)\)|[Ee]xercise "[^"\n]*" \((ex-[\w-]+)\))'
+               r"(?!,? (?:of|in) (?:the )?[Cc]hapter)")
+    return re.sub(pattern, named, text)
 
 
 def _cite(keys: str, in_text: bool) -> str:
@@ -199,16 +269,31 @@ def _cite(keys: str, in_text: bool) -> str:
 
 def _roles(text: str) -> str:
     """The book's inline roles as plain text that reads well in Jupyter."""
-    text = re.sub(
-        r"\{doc\}`(?:[^`<]*<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", r"chapter *\1*", text
-    )
+
+    # "chapter 05 (`05_vae.ipynb`)", or "chapter 03 (*Title*, in the book)" for a text page
+    def page(m: re.Match) -> str:
+        said, (title, where) = (m.group(1) or "").strip(), _page(m.group(2))
+        if not said:
+            return f"{title} ({where})"
+        return f"{said} ({where})" if where.endswith(".ipynb`") else f"{said} ({title}, {where})"
+
+    text = re.sub(r"\{doc\}`(?:([^`<]*)<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", page, text)
     text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)
+
+    def exercise(m: re.Match) -> str:  # 'exercise "Its title" (ex-x)'
+        starts_sentence = re.search(r"(^|[.!?]\s+|\n)$", text[: m.start()]) is not None
+        title = _exercises()[m.group(1)][1]
+        return f'{"Exercise" if starts_sentence else "exercise"} "{title}" ({m.group(1)})'
+
+    text = re.sub(r"\{ref\}`(ex-[\w-]+)`",
+                  lambda m: exercise(m) if m.group(1) in _exercises() else m.group(0), text)
     text = re.sub(
         r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text
     )
 
     def statement(m: re.Match) -> str:  # capitalized where it starts a sentence
-        named = _statements().get(m.group(1), m.group(1))
+        stem, named = _statements().get(m.group(1), (None, m.group(1)))
+        named += " of {} ({})".format(*_page(stem)) if stem else ""
         starts_sentence = re.search(r"(^|[.!?]\s+|\n)$", text[: m.start()]) is not None
         return named[0].upper() + named[1:] if starts_sentence else named
 
@@ -225,7 +310,7 @@ def convert_segments(text: str) -> list[tuple[str, Exercise | None]]:
     """Student Markdown of one cell, cut after each exercise: (text, the exercise it ends with)
     pieces, the last one with None. The solutions are dropped.
     """
-    segments, out = [], []
+    segments, out, solved_in_code = [], [], {}
     for block in _blocks(text):
         if block[0] == "text":
             out.extend(block[1])
@@ -233,6 +318,7 @@ def convert_segments(text: str) -> list[tuple[str, Exercise | None]]:
         _, name, arg, options, body = block
         body_text = "\n".join(body).strip("\n")
         if name == "solution":
+            solved_in_code[arg] = any(re.match(r"^`{3,}(python|\{code)", line) for line in body)
             continue
         if name == "exercise":
             exercise = Exercise(arg, options.get("label", ""), body_text)
@@ -260,6 +346,9 @@ def convert_segments(text: str) -> list[tuple[str, Exercise | None]]:
         else:
             out.append(convert_markdown(body_text)[0])
     segments.append((_roles("\n".join(out)), None))
+    for _, exercise in segments:
+        if exercise is not None:
+            exercise.solved_in_code = solved_in_code.get(exercise.label)
     return segments
 
 
@@ -271,8 +360,8 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
 
 
 def _answer_cell(exercise: Exercise, cell_id: str):
-    """The cell for an exercise's answer: Markdown for a conceptual exercise, code otherwise."""
-    if exercise.title.rstrip().endswith("(conceptual)"):
+    """The cell for an exercise's answer: Markdown for an answer in words, code otherwise."""
+    if exercise.written:
         cell = nbformat.v4.new_markdown_cell(
             f"**Your answer** ({exercise.label}): *double-click this cell to write it here.*"
         )
@@ -300,7 +389,7 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
                 lines.insert(1, "\n" + _student_note(nb))
                 segments[0] = ("\n".join(lines), segments[0][1])
             for k, (text, exercise) in enumerate(segments):
-                text = _name_other_pages_equations(text, path.stem)
+                text = _name_other_pages(text, path.stem)
                 # the first piece keeps the cell's id; each exercise is followed by its answer cell
                 new = nbformat.v4.new_markdown_cell(text)
                 new.id = cell.id if k == 0 else f"{cell.id}-{k + 1}"

@@ -33,12 +33,16 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
                       if c.cell_type == "markdown")
     answers = [i for i, c in enumerate(student.cells) if c.source.startswith(("# TODO: exercise", "**Your answer**"))]
     assert n_exercises >= 3 and len(answers) == n_exercises
-    for i in answers:  # right under its exercise: text for a conceptual one, code for the others
+    book_text = "\n".join(c.source for c in full.cells if c.cell_type == "markdown")
+    for i in answers:  # right under its exercise: text for an answer in words, code for the others
         label = re.search(r"\((ex-[\w-]+)\)", student.cells[i].source).group(1)
         heading = re.findall(r"^\*\*Exercise: .*$", student.cells[i - 1].source, flags=re.M)[-1]
         assert heading.endswith(f"({label})")
-        conceptual = "(conceptual)**" in heading
-        assert student.cells[i].cell_type == ("markdown" if conceptual else "code")
+        # the book's solution, up to the next exercise: does it show code?
+        solution = re.search(rf"\{{solution\}} {label}\n(.*?)(?=\{{exercise\}}|\Z)", book_text, flags=re.S)
+        in_code = solution is not None and re.search(r"^`{3,}python", solution.group(1), flags=re.M)
+        written = "(conceptual)**" in heading or ("(open-ended)**" in heading and not in_code)
+        assert student.cells[i].cell_type == ("markdown" if written else "code"), label
     text = "\n".join(c.source for c in student.cells)
     assert "{solution}" not in text and "{exercise}" not in text and "{doc}" not in text and "{eq}" not in text
     assert "{glue" not in text and "{cite" not in text and "{prf:" not in text
@@ -79,13 +83,18 @@ def test_every_number_the_text_names_is_printed_by_a_cell(path, generated):
 def test_an_exercise_cell_is_cut_after_each_exercise():
     text = ("Intro.\n\n````{exercise} Why? (conceptual)\n:label: ex-x-1\nSay why.\n````\n\n"
             "````{solution} ex-x-1\n:class: dropdown\nBecause.\n````\n\n"
-            "````{exercise} How much? (computational)\n:label: ex-x-2\nCompute it.\n````\n\nOutro.")
+            "````{exercise} How much? (computational)\n:label: ex-x-2\nCompute it.\n````\n\n"
+            "````{exercise} What else? (open-ended)\n:label: ex-x-3\nThink.\n````\n\n"
+            "````{solution} ex-x-3\n:class: dropdown\nIn words only.\n````\n\n"
+            "````{exercise} Try it (open-ended)\n:label: ex-x-4\nTry.\n````\n\n"
+            "````{solution} ex-x-4\n:class: dropdown\nLike this:\n```python\nx = 1\n```\n````\n\nOutro.")
     segments = msn.convert_segments(text)
-    assert [e.label if e else None for _, e in segments] == ["ex-x-1", "ex-x-2", None]
+    assert [e.label if e else None for _, e in segments] == ["ex-x-1", "ex-x-2", "ex-x-3", "ex-x-4", None]
     assert segments[0][0].startswith("Intro.") and "Say why." in segments[0][0] and "Because" not in segments[1][0]
-    assert segments[2][0].strip() == "Outro."
-    cells = [msn._answer_cell(e, f"c{k}") for k, (_, e) in enumerate(segments[:2])]
-    assert [c.cell_type for c in cells] == ["markdown", "code"]
+    assert segments[4][0].strip() == "Outro."
+    # words for a conceptual exercise and an open-ended one answered in words; code for the others
+    cells = [msn._answer_cell(e, f"c{k}") for k, (_, e) in enumerate(segments[:4])]
+    assert [c.cell_type for c in cells] == ["markdown", "code", "markdown", "code"]
     assert cells[1].source.startswith('# TODO: exercise "How much? (computational)" (ex-x-2)')
 
 
@@ -110,7 +119,7 @@ def test_directives_become_plain_markdown():
     markdown, exercises = msn.convert_markdown(text)
     assert [e.label for e in exercises] == ["ex-x-1"] and exercises[0].body == "Do this."
     assert "secret" not in markdown and "**Exercise: Title (conceptual)** (ex-x-1)" in markdown
-    assert "chapter *elbo*" in markdown and "equation (eq-a)" in markdown and "(Kingma and Welling, 2014)" in markdown
+    assert "*The evidence lower bound* (in the book)" in markdown and "equation (eq-a)" in markdown and "(Kingma and Welling, 2014)" in markdown
     assert "$$\na = b\n$$" in markdown
 
 
@@ -122,12 +131,21 @@ def test_glued_numbers_and_author_citations_become_plain_text():
                         "(matsuken92, 2017; Chainer developers, 2017) show; also `gap`.")
 
 
+def test_authors_written_in_latex_are_named_in_plain_text():
+    assert [msn._plain(name) for name in (r"S{\o}nderby", r"G{\"o}del", r"Erd\H{o}s", r"Fran{\c{c}}ois",
+                                          r"{\v C}ech", r"{van den Oord}")] == [
+        "Sønderby", "Gödel", "Erdős", "François", "Čech", "van den Oord"]
+    markdown, _ = msn.convert_markdown("{cite:t}`sonderby2016ladder`")  # references.bib: S{\o}nderby
+    assert markdown == "Sønderby et al. (2016)"
+
+
 def test_references_to_statements_and_works_name_them():
     # {prf:ref} names the statement and where it is; a citation gives authors and year, from references.bib
     markdown, _ = msn.convert_markdown(
         "{prf:ref}`thm-elbo-gap` proved it, by {prf:ref}`lem-elbo-jensen`; see {cite:p}`burda2016importance`.")
-    assert markdown == ('The theorem "Evidence decomposition" (chapter *elbo*) proved it, by the lemma '
-                        '"Jensen\'s inequality" (chapter *elbo*); see (Burda et al., 2016).')
+    elbo = "*The evidence lower bound* (in the book)"
+    assert markdown == (f'The theorem "Evidence decomposition" of {elbo} proved it, by the lemma '
+                        f'"Jensen\'s inequality" of {elbo}; see (Burda et al., 2016).')
 
 
 def test_a_student_notebook_runs(generated, tmp_path, monkeypatch):
@@ -147,8 +165,29 @@ def test_a_student_notebook_runs(generated, tmp_path, monkeypatch):
 
 
 def test_an_equation_of_another_chapter_names_the_chapter():
-    text = ("by equation (eq-elbo-decomposition), as equation (eq-vae-kl-split) of chapter *05_vae* says; "
-            "equation (eq-vq-quantize)")
-    assert msn._name_other_pages_equations(text, "11_vq_vae") == (
-        "by equation (eq-elbo-decomposition) of chapter *elbo*, as equation (eq-vae-kl-split) of chapter *05_vae* "
-        "says; equation (eq-vq-quantize)")
+    text = ("by equation (eq-elbo-decomposition), as equation (eq-vae-kl-split) of chapter 05 says; "
+            "equation (eq-vq-quantize), equation (eq-vae-kl-split)")
+    assert msn._name_other_pages(text, "11_vq_vae") == (
+        "by equation (eq-elbo-decomposition) of *The evidence lower bound* (in the book), as equation "
+        "(eq-vae-kl-split) of chapter 05 says; equation (eq-vq-quantize), equation (eq-vae-kl-split) of "
+        "*The VAE in PyTorch* (`05_vae.ipynb`)")
+
+
+def test_an_exercise_is_named_by_its_title_and_another_chapters_by_its_chapter_too():
+    text = ("{ref}`ex-manifold-1` and {ref}`ex-manifold-2` show how; the bound of {ref}`ex-elbo-check-3` "
+            "helps. See {ref}`the exercises <ex-manifold-3>`.")
+    markdown, _ = msn.convert_markdown(text)
+    assert markdown == ('Exercise "Too many neighbours" (ex-manifold-1) and exercise "How much noise can unrolling '
+                        'take?" (ex-manifold-2) show how; the bound of exercise "A tighter bound from the same '
+                        'samples" (ex-elbo-check-3) helps. See the exercises.')
+    assert msn._name_other_pages(markdown, "02_manifold") == markdown.replace(
+        "(ex-elbo-check-3)", "(ex-elbo-check-3) of *Checking the ELBO numerically* (`03_elbo_check.ipynb`)")
+
+
+def test_a_link_to_another_chapter_names_its_title_and_notebook():
+    markdown, _ = msn.convert_markdown(
+        "As {doc}`chapter 05 <05_vae>` and {doc}`The derivation <../book/elbo>` show; "
+        "see {doc}`../notebooks/01_autoencoder`.")
+    assert markdown == ("As chapter 05 (`05_vae.ipynb`) and The derivation "
+                        "(*The evidence lower bound*, in the book) show; see *The plain autoencoder* "
+                        "(`01_autoencoder.ipynb`).")
