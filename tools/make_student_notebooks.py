@@ -270,12 +270,16 @@ def _cite(keys: str, in_text: bool) -> str:
 def _roles(text: str) -> str:
     """The book's inline roles as plain text that reads well in Jupyter."""
 
-    # "chapter 05 (`05_vae.ipynb`)", or "chapter 03 (*Title*, in the book)" for a text page
+    # "chapter 05 (`05_vae.ipynb`)", or "chapter 03 (*Title*, in the book)" for a text page; inside
+    # parentheses, brackets instead: "(as in chapter 05 [`05_vae.ipynb`])"
     def page(m: re.Match) -> str:
         said, (title, where) = (m.group(1) or "").strip(), _page(m.group(2))
+        paragraph = re.split(r"\n\s*\n", text[: m.start()])[-1]
+        opened, closed = ("[", "]") if paragraph.count("(") > paragraph.count(")") else ("(", ")")
         if not said:
-            return f"{title} ({where})"
-        return f"{said} ({where})" if where.endswith(".ipynb`") else f"{said} ({title}, {where})"
+            return f"{title} {opened}{where}{closed}"
+        named = where if where.endswith(".ipynb`") else f"{title}, {where}"
+        return f"{said} {opened}{named}{closed}"
 
     text = re.sub(r"\{doc\}`(?:([^`<]*)<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", page, text)
     text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)

@@ -76,6 +76,11 @@ def test_every_number_the_text_names_is_printed_by_a_cell(path, generated):
     patterns = [re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(f)) for f in re.findall(r'glue\(f"([^"]+)"', code)]
     missing = [n for n in sorted(named) if f'glue("{n}"' not in code and not any(re.fullmatch(p, n) for p in patterns)]
     assert not missing, f"{path.stem}: the text names {missing}, but no cell of the student version glues them"
+    # each is printed before the exercises, near the text that names it, not after them
+    first_exercise = next(i for i, c in enumerate(student.cells) if "**Exercise: " in c.source)
+    late = [n for n in sorted(named) for i, c in enumerate(student.cells)
+            if c.cell_type == "code" and f'glue("{n}"' in c.source and i > first_exercise]
+    assert not late, f"{path.stem}: {late} are printed after the exercises"
     if glued - {"n_latent"}:  # the note under the title says how to read the names
         assert "this version names it in code font" in student.cells[0].source
 
@@ -191,3 +196,8 @@ def test_a_link_to_another_chapter_names_its_title_and_notebook():
     assert markdown == ("As chapter 05 (`05_vae.ipynb`) and The derivation "
                         "(*The evidence lower bound*, in the book) show; see *The plain autoencoder* "
                         "(`01_autoencoder.ipynb`).")
+    # inside parentheses, brackets: no parentheses within parentheses
+    markdown, _ = msn.convert_markdown("A classifier (the network of {doc}`chapter 10 <10_augmentation>`) and "
+                                       "a bound (derived in {doc}`chapter 03 <../book/elbo>`).")
+    assert markdown == ("A classifier (the network of chapter 10 [`10_augmentation.ipynb`]) and a bound (derived "
+                        "in chapter 03 [*The evidence lower bound*, in the book]).")
