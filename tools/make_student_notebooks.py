@@ -267,6 +267,11 @@ def _cite(keys: str, in_text: bool) -> str:
     return "(" + "; ".join(f"{authors}, {year}" for authors, year in cited) + ")"
 
 
+# where a sentence starts: the text's start, after a full stop, a blank line or a list item's mark
+# (a line break alone is not one: a paragraph's lines wrap mid-sentence)
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+|\n\s*\n\s*|(?:^|\n)\s*(?:[-*+]|\d+\.)\s+)$")
+
+
 def _roles(text: str) -> str:
     """The book's inline roles as plain text that reads well in Jupyter."""
 
@@ -285,7 +290,7 @@ def _roles(text: str) -> str:
     text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)
 
     def exercise(m: re.Match) -> str:  # 'exercise "Its title" (ex-x)'
-        starts_sentence = re.search(r"(^|[.!?]\s+|\n)$", text[: m.start()]) is not None
+        starts_sentence = _SENTENCE_START.search(text[: m.start()]) is not None
         title = _exercises()[m.group(1)][1]
         return f'{"Exercise" if starts_sentence else "exercise"} "{title}" ({m.group(1)})'
 
@@ -298,7 +303,7 @@ def _roles(text: str) -> str:
     def statement(m: re.Match) -> str:  # capitalized where it starts a sentence
         stem, named = _statements().get(m.group(1), (None, m.group(1)))
         named += " of {} ({})".format(*_page(stem)) if stem else ""
-        starts_sentence = re.search(r"(^|[.!?]\s+|\n)$", text[: m.start()]) is not None
+        starts_sentence = _SENTENCE_START.search(text[: m.start()]) is not None
         return named[0].upper() + named[1:] if starts_sentence else named
 
     text = re.sub(r"\{prf:ref\}`([^`]+)`", statement, text)

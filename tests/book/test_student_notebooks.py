@@ -179,12 +179,15 @@ def test_an_equation_of_another_chapter_names_the_chapter():
 
 
 def test_an_exercise_is_named_by_its_title_and_another_chapters_by_its_chapter_too():
-    text = ("{ref}`ex-manifold-1` and {ref}`ex-manifold-2` show how; the bound of {ref}`ex-elbo-check-3` "
+    text = ("{ref}`ex-manifold-1` and {ref}`ex-manifold-2` show how; the bound of\n{ref}`ex-elbo-check-3` "
             "helps. See {ref}`the exercises <ex-manifold-3>`.")
     markdown, _ = msn.convert_markdown(text)
     assert markdown == ('Exercise "Too many neighbours" (ex-manifold-1) and exercise "How much noise can unrolling '
-                        'take?" (ex-manifold-2) show how; the bound of exercise "A tighter bound from the same '
+                        'take?" (ex-manifold-2) show how; the bound of\nexercise "A tighter bound from the same '
                         'samples" (ex-elbo-check-3) helps. See the exercises.')
+    # a sentence starts after a full stop, a blank line or a list item's mark, not after a line break
+    for before, word in [("Done.\n\n", "Exercise"), ("- ", "Exercise"), ("Done. ", "Exercise"), ("as in\n", "exercise")]:
+        assert msn.convert_markdown(before + "{ref}`ex-manifold-1`")[0] == f'{before}{word} "Too many neighbours" (ex-manifold-1)'
     assert msn._name_other_pages(markdown, "02_manifold") == markdown.replace(
         "(ex-elbo-check-3)", "(ex-elbo-check-3) of *Checking the ELBO numerically* (`03_elbo_check.ipynb`)")
 
