@@ -289,10 +289,12 @@ def _roles(text: str) -> str:
     text = re.sub(r"\{doc\}`(?:([^`<]*)<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", page, text)
     text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)
 
-    def exercise(m: re.Match) -> str:  # 'exercise "Its title" (ex-x)'
+    def in_sentence(named: str, m: re.Match) -> str:  # capitalized where it starts a sentence
         starts_sentence = _SENTENCE_START.search(text[: m.start()]) is not None
-        title = _exercises()[m.group(1)][1]
-        return f'{"Exercise" if starts_sentence else "exercise"} "{title}" ({m.group(1)})'
+        return named[0].upper() + named[1:] if starts_sentence else named
+
+    def exercise(m: re.Match) -> str:  # 'exercise "Its title" (ex-x)'
+        return in_sentence(f'exercise "{_exercises()[m.group(1)][1]}" ({m.group(1)})', m)
 
     text = re.sub(r"\{ref\}`(ex-[\w-]+)`",
                   lambda m: exercise(m) if m.group(1) in _exercises() else m.group(0), text)
@@ -300,11 +302,10 @@ def _roles(text: str) -> str:
         r"\{ref\}`(?:([^`<]+?)\s*<[^`>]+>|([^`]+))`", lambda m: m.group(1) or m.group(2), text
     )
 
-    def statement(m: re.Match) -> str:  # capitalized where it starts a sentence
+    def statement(m: re.Match) -> str:  # "the theorem \"X\" of *Title* (in the book)"
         stem, named = _statements().get(m.group(1), (None, m.group(1)))
         named += " of {} ({})".format(*_page(stem)) if stem else ""
-        starts_sentence = _SENTENCE_START.search(text[: m.start()]) is not None
-        return named[0].upper() + named[1:] if starts_sentence else named
+        return in_sentence(named, m)
 
     text = re.sub(r"\{prf:ref\}`([^`]+)`", statement, text)
     text = re.sub(
