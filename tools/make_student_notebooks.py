@@ -5,9 +5,10 @@
 For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
 
 - every exercise kept, as plain Markdown (Jupyter and Colab do not render the book's directives),
-  and its solution removed; under each exercise, the cell for its answer: a Markdown cell marked
-  **Your answer** for a conceptual exercise and an open-ended one that the book answers in words,
-  a code cell marked ``# TODO`` for the others;
+  and its solution removed; under each exercise, the cells for its answer: a code cell marked
+  ``# TODO`` for a computational exercise and for one that asks to train, measure, plot or try
+  something (or that the book solves with code), and a Markdown cell marked **Your answer** for
+  a conceptual or open-ended one, whose questions want words;
 - code cells tagged ``solution`` replaced by a ``# TODO`` stub; hidden cells tagged
   ``exercise-numbers`` (they run the solutions' code so that the book's solutions quote the
   build's numbers) dropped;
@@ -74,18 +75,46 @@ CHECKPOINT_SETUP = (
 _FENCE = re.compile(r"^(?P<fence>`{3,})\{(?P<name>[a-z:-]+)\}\s*(?P<arg>.*)$")
 
 
+# an exercise's kind, written at the end of its title
+_KIND = re.compile(r"\s*\((conceptual|computational|open-ended)\)\s*$")
+# an instruction to run something: one of these verbs where a clause of the statement starts
+# (not after "et al." or "e.g.")
+_TASK = re.compile(
+    r"(?:^|(?<!\bal)(?<!\be\.g)(?<!\bi\.e)[.:;?!]\s+|\(\w\)\s+|\b(?:then|and|you)\s+)"
+    r"(?:train|measure|plot|estimate|compute|fit|try|test|run|count|decode"
+    r"|write a training loop)\b",
+    flags=re.I,
+)
+
+
 class Exercise:
     def __init__(self, title: str, label: str, body: str):
         self.title, self.label, self.body = title, label, body
         self.solved_in_code = None  # whether the book's solution has code (None: no solution seen)
 
     @property
-    def written(self) -> bool:
-        """Whether the answer is text: a conceptual exercise, or an open-ended one that the book
-        answers in words alone."""
-        kind = re.search(r"\((\w[\w-]*)\)\s*$", self.title)
-        kind = kind.group(1) if kind else ""
-        return kind == "conceptual" or (kind == "open-ended" and self.solved_in_code is False)
+    def kind(self) -> str:
+        """'conceptual', 'computational' or 'open-ended' ('' when the title names none)."""
+        kind = _KIND.search(self.title)
+        return kind.group(1) if kind else ""
+
+    @property
+    def asks_to_run(self) -> bool:
+        """Whether the statement asks the reader to train, measure, plot, try ... something."""
+        return bool(_TASK.search(" ".join(self.body.split())))
+
+    @property
+    def answered_in_code(self) -> bool:
+        """A computational exercise; an open-ended one the book solves with code (or not at
+        all), or one that asks to run something; a conceptual one that asks to run something."""
+        if self.kind == "open-ended":
+            return self.solved_in_code is not False or self.asks_to_run
+        return self.kind != "conceptual" or self.asks_to_run
+
+    @property
+    def answered_in_words(self) -> bool:
+        """A conceptual or open-ended exercise: its questions want an answer in words."""
+        return self.kind in ("conceptual", "open-ended")
 
 
 def _blocks(text: str):
@@ -225,8 +254,7 @@ def _exercises() -> dict:
     for stem, text in _sources():
         pattern = r"\{exercise\}[ \t]*([^\n]*)\n:label:[ \t]*(\S+)"
         for title, label in re.findall(pattern, text):
-            kind = r"\s*\((?:conceptual|computational|open-ended)\)\s*$"
-            found[label] = (stem, re.sub(kind, "", title))
+            found[label] = (stem, _KIND.sub("", title))
     return found
 
 
@@ -369,19 +397,22 @@ def convert_markdown(text: str) -> tuple[str, list[Exercise]]:
     return joined, [exercise for _, exercise in segments if exercise is not None]
 
 
-def _answer_cell(exercise: Exercise, cell_id: str):
-    """The cell for an exercise's answer: Markdown for an answer in words, code otherwise."""
-    if exercise.written:
-        cell = nbformat.v4.new_markdown_cell(
-            f"**Your answer** ({exercise.label}): *double-click this cell to write it here.*"
-        )
-    else:
-        cell = nbformat.v4.new_code_cell(
+def _answer_cells(exercise: Exercise, cell_id: str) -> list:
+    """The cells for an exercise's answer: a code cell marked ``# TODO`` for what it asks to
+    run, then a Markdown cell marked **Your answer** for what it asks to say."""
+    cells = []
+    if exercise.answered_in_code:
+        cells.append(nbformat.v4.new_code_cell(
             f'# TODO: exercise "{exercise.title}" ({exercise.label})\n'
             "# Your code here (the exercise is in the cell above).\n"
-        )
-    cell.id = cell_id
-    return cell
+        ))
+    if exercise.answered_in_words:
+        cells.append(nbformat.v4.new_markdown_cell(
+            f"**Your answer** ({exercise.label}): *double-click this cell to write it here.*"
+        ))
+    for k, cell in enumerate(cells):
+        cell.id = cell_id if k == 0 else f"{cell_id}-words"
+    return cells
 
 
 def student_notebook(path: Path, out_dir_name: str = "student"):
@@ -406,7 +437,7 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
                 if text.strip():
                     cells.append(new)
                 if exercise is not None:
-                    cells.append(_answer_cell(exercise, f"{cell.id}-todo-{k + 1}"))
+                    cells.extend(_answer_cells(exercise, f"{cell.id}-todo-{k + 1}"))
             continue
         if cell.cell_type != "code":
             cells.append(cell)

@@ -31,18 +31,36 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
     full = nbformat.read(path, as_version=4)
     n_exercises = sum(len(re.findall(r"^`{3,}\{exercise\}", c.source, flags=re.M)) for c in full.cells
                       if c.cell_type == "markdown")
-    answers = [i for i, c in enumerate(student.cells) if c.source.startswith(("# TODO: exercise", "**Your answer**"))]
+    answers = {}  # label: [(index, cell type)] of its answer cells
+    for i, c in enumerate(student.cells):
+        if c.source.startswith(("# TODO: exercise", "**Your answer**")):
+            label = re.search(r"\((ex-[\w-]+)\)", c.source.splitlines()[0]).group(1)
+            answers.setdefault(label, []).append((i, c.cell_type))
     assert n_exercises >= 3 and len(answers) == n_exercises
     book_text = "\n".join(c.source for c in full.cells if c.cell_type == "markdown")
-    for i in answers:  # right under its exercise: text for an answer in words, code for the others
-        label = re.search(r"\((ex-[\w-]+)\)", student.cells[i].source).group(1)
-        heading = re.findall(r"^\*\*Exercise: .*$", student.cells[i - 1].source, flags=re.M)[-1]
+    for label, cells in answers.items():  # right under its exercise: code, then words
+        first = cells[0][0]
+        heading = re.findall(r"^\*\*Exercise: .*$", student.cells[first - 1].source, flags=re.M)[-1]
         assert heading.endswith(f"({label})")
+        assert [i for i, _ in cells] == list(range(first, first + len(cells)))
+        types = [t for _, t in cells]
+        assert types in (["code"], ["markdown"], ["code", "markdown"]), label
         # the book's solution, up to the next exercise: does it show code?
         solution = re.search(rf"\{{solution\}} {label}\n(.*?)(?=\{{exercise\}}|\Z)", book_text, flags=re.S)
         in_code = solution is not None and re.search(r"^`{3,}python", solution.group(1), flags=re.M)
-        written = "(conceptual)**" in heading or ("(open-ended)**" in heading and not in_code)
-        assert student.cells[i].cell_type == ("markdown" if written else "code"), label
+        if "(computational)**" in heading:
+            assert types == ["code"], label
+        else:  # conceptual and open-ended exercises ask questions: a cell for words
+            assert types[-1] == "markdown", label
+        if "(open-ended)**" in heading and in_code:
+            assert types[0] == "code", label
+    expected = {  # a few by hand: questions only; questions and something to run
+        "ex-ae-1": ["markdown"], "ex-cvae-3": ["markdown"], "ex-times-3": ["markdown"],
+        "ex-kl-1": ["code", "markdown"], "ex-loss-3": ["code", "markdown"],
+        "ex-augment-3": ["code", "markdown"], "ex-ae-4": ["code"],
+    }
+    for label in expected.keys() & answers.keys():
+        assert [t for _, t in answers[label]] == expected[label], label
     text = "\n".join(c.source for c in student.cells)
     assert "{solution}" not in text and "{exercise}" not in text and "{doc}" not in text and "{eq}" not in text
     assert "{glue" not in text and "{cite" not in text and "{prf:" not in text
@@ -97,10 +115,35 @@ def test_an_exercise_cell_is_cut_after_each_exercise():
     assert [e.label if e else None for _, e in segments] == ["ex-x-1", "ex-x-2", "ex-x-3", "ex-x-4", None]
     assert segments[0][0].startswith("Intro.") and "Say why." in segments[0][0] and "Because" not in segments[1][0]
     assert segments[4][0].strip() == "Outro."
-    # words for a conceptual exercise and an open-ended one answered in words; code for the others
-    cells = [msn._answer_cell(e, f"c{k}") for k, (_, e) in enumerate(segments[:4])]
-    assert [c.cell_type for c in cells] == ["markdown", "code", "markdown", "code"]
-    assert cells[1].source.startswith('# TODO: exercise "How much? (computational)" (ex-x-2)')
+    # words for a conceptual exercise and an open-ended one answered in words; code for the others,
+    # and words too for an open-ended exercise's questions
+    cells = [msn._answer_cells(e, f"c{k}") for k, (_, e) in enumerate(segments[:4])]
+    assert [[c.cell_type for c in pair] for pair in cells] == [
+        ["markdown"], ["code"], ["markdown"], ["code", "markdown"]]
+    assert cells[1][0].source.startswith('# TODO: exercise "How much? (computational)" (ex-x-2)')
+    assert len({c.id for pair in cells for c in pair}) == 5
+
+
+def test_an_exercise_that_asks_to_run_something_gets_a_code_cell():
+    def exercise(title, body, solved_in_code=False):
+        e = msn.Exercise(title, "ex-x-1", body)
+        e.solved_in_code = solved_in_code
+        return e
+    asks = ["Train VAEs with more values and plot the KL term.",
+            "Design a change, and test it with the same protocol.",
+            "Predict the effect before you try it.", "Guess first. Then measure both parts.",
+            "A starting point: fit a PCA to the codes."]
+    for body in asks:
+        assert exercise("A (open-ended)", body).answered_in_code, body
+        assert exercise("A (conceptual)", body).answered_in_code, body
+    says = ["Kingma et al. train this model when only some images have labels. Write the bound.",
+            "Plan which chapters a class can run live.", "Predict what happens if it is trained with C = 4."]
+    for body in says:
+        assert not exercise("A (open-ended)", body).answered_in_code, body
+        assert exercise("A (open-ended)", body, solved_in_code=True).answered_in_code, body
+        assert exercise("A (open-ended)", body).answered_in_words
+    assert exercise("A (computational)", "Say why.").answered_in_code
+    assert not exercise("A (computational)", "Compute it.").answered_in_words
 
 
 def test_solution_code_is_found_in_the_full_notebooks():
