@@ -19,8 +19,11 @@ For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
   copies this machine's), and train otherwise; the setup cell points ``VAE_LESSON_CHECKPOINT_DIR``
   at that folder when it exists; the note and the setup cell also name
   ``vl.use_published_weights()``, which downloads the published book's trained models instead;
+  chapter 10's experiment cell gets a note of its own (``--checkpoints`` also copies its
+  results table, which ``augment.load_or_run_experiment`` reads from that folder);
 - the book's cross-references, citations and equation labels turned into plain text (a chapter,
-  or an equation or theorem of another chapter, named by its title and notebook file), and
+  or an equation or theorem of another chapter, named by its title and notebook file, a text page
+  linked in the published book; inside parentheses, labels and citations take brackets), and
   outputs cleared;
 - a Colab link to the student version itself.
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import re
 import shutil
 import sys
@@ -43,12 +47,12 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_links import repository  # noqa: E402
-from execute_notebooks import ROOT, toc_notebooks  # noqa: E402
+from execute_notebooks import ROOT, toc_notebooks, toc_pages  # noqa: E402
 
 STUDENT_NOTE = (
     "*Student version: the exercises' solutions are removed. Write your answers in the cell "
     "under each exercise: code in the cells marked `# TODO`, text in those marked **Your "
-    "answer**. The full chapter, with solutions, is in the book.*"
+    "answer**. The full chapter, with solutions, is {in_the_book}.*"
 )
 GLUE_NOTE = (
     "*Where the book shows a number its own run computed, this version names it in code font, "
@@ -62,6 +66,13 @@ LONG_TRAINING_NOTE = (
     "the trained models in seconds (the setup cell at the top looks for it). With network access "
     "(e.g. in Colab), you can instead run `vl.use_published_weights()` once before this cell: it "
     "then downloads the models the book was built with, and trains only those that do not fit."
+)
+EXPERIMENT_NOTE = (
+    "**Note:** the next cell runs the chapter's experiment, which trains dozens of small models "
+    "and can take a long time on a laptop. If your teacher gave you a `checkpoints` folder, put "
+    "it next to this notebook: it holds the experiment's results table too, and the cell then "
+    "loads the table in seconds (the setup cell at the top looks for the folder). A loop you "
+    "have edited computes a table of its own."
 )
 CHECKPOINT_SETUP = (
     '\n# A "checkpoints" folder next to this notebook (e.g. from your teacher) '
@@ -157,11 +168,13 @@ def _blocks(text: str):
         yield ("directive", name, arg, options, body)
 
 
-def _student_note(nb) -> str:
-    """The note under the title: how to answer, and how to read the numbers the text quotes."""
+def _student_note(nb, stem: str) -> str:
+    """The note under the title: how to answer, where the full chapter is, and how to read the
+    numbers the text quotes."""
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     names = _GLUE.findall(text)
-    return STUDENT_NOTE + ("\n\n" + GLUE_NOTE.format(name=names[0]) if names else "")
+    note = STUDENT_NOTE.format(in_the_book=_in_the_book(stem))
+    return note + ("\n\n" + GLUE_NOTE.format(name=names[0]) if names else "")
 
 
 # BibTeX's letters and accents ({\\o}, \\"{o}), for authors' names in plain text
@@ -225,12 +238,26 @@ def _titles() -> dict:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def _page_urls() -> dict:
+    """{page stem: its address in the published book}, for every page of _toc.yml."""
+    site = repository(ROOT).book_url
+    return {Path(page).name: f"{site}{page}.html" for page in toc_pages(ROOT)}
+
+
+def _in_the_book(stem: str) -> str:
+    """'[in the book](its page's address)', or 'in the book' for a page _toc.yml does not list."""
+    url = _page_urls().get(stem)
+    return f"[in the book]({url})" if url else "in the book"
+
+
 def _page(stem: str) -> tuple[str, str]:
     """A page of the book as a student finds it: ('*The VAE in PyTorch*', '`05_vae.ipynb`') for a
-    chapter that has a notebook, ('*The evidence lower bound*', 'in the book') for a text page."""
+    chapter that has a notebook, ('*The evidence lower bound*', '[in the book](its address)') for
+    a text page."""
     title = _titles().get(stem, stem)
     notebook = (ROOT / "notebooks" / f"{stem}.ipynb").is_file()
-    where = f"`{stem}.ipynb`" if notebook else "in the book"
+    where = f"`{stem}.ipynb`" if notebook else _in_the_book(stem)
     return f"*{title}*", where
 
 
@@ -271,28 +298,32 @@ def _equation_pages() -> dict:
 
 def _name_other_pages(text: str, page: str) -> str:
     """'equation (eq-x)' and 'exercise "Title" (ex-x)' of another page get the page's name:
-    'equation (eq-x) of *Its title* (`stem.ipynb`)'."""
+    'equation (eq-x) of *Its title* (`stem.ipynb`)', or '[eq-x] of *Its title* [...]' inside
+    parentheses."""
 
     def named(m: re.Match) -> str:
         label = m.group(1) or m.group(2)
         where = _equation_pages().get(label) or _exercises().get(label, (None,))[0]
         if where in (None, page):
             return m.group(0)
-        return "{} of {} ({})".format(m.group(0), *_page(where))
+        (title, file), bracketed = _page(where), m.group(0).endswith("]")
+        return f"{m.group(0)} of {title} " + (f"[{file}]" if bracketed else f"({file})")
 
     # (not where the text names the chapter itself: "{eq}`eq-x` of {doc}`chapter 05 <05_vae>`")
-    pattern = (r'(?:equation \((eq-[^)\s]+)\)|[Ee]xercise "[^"\n]*" \((ex-[\w-]+)\))'
+    pattern = (r'(?:equation [(\[](eq-[^)\]\s]+)[)\]]|[Ee]xercise "[^"\n]*" [(\[](ex-[\w-]+)[)\]])'
                r"(?!,? (?:of|in) (?:the )?[Cc]hapter)")
     return re.sub(pattern, named, text)
 
 
-def _cite(keys: str, in_text: bool) -> str:
-    """A citation as an author-year text: "Kingma and Welling (2014)" or "(Burda et al., 2016)"."""
+def _cite(keys: str, in_text: bool, brackets: bool = False) -> str:
+    """A citation as an author-year text: "Kingma and Welling (2014)" or "(Burda et al., 2016)";
+    with ``brackets`` (inside parentheses), "Kingma and Welling [2014]", "[Burda et al., 2016]"."""
     works = _bibliography()
     cited = [works.get(key.strip(), (key.strip(), "n.d.")) for key in keys.split(",")]
+    opened, closed = ("[", "]") if brackets else ("(", ")")
     if in_text:
-        return "; ".join(f"{authors} ({year})" for authors, year in cited)
-    return "(" + "; ".join(f"{authors}, {year}" for authors, year in cited) + ")"
+        return "; ".join(f"{authors} {opened}{year}{closed}" for authors, year in cited)
+    return opened + "; ".join(f"{authors}, {year}" for authors, year in cited) + closed
 
 
 # where a sentence starts: the text's start, after a full stop, a blank line or a list item's mark
@@ -305,24 +336,31 @@ def _roles(text: str) -> str:
 
     # "chapter 05 (`05_vae.ipynb`)", or "chapter 03 (*Title*, in the book)" for a text page; inside
     # parentheses, brackets instead: "(as in chapter 05 [`05_vae.ipynb`])"
+    def in_parentheses(m: re.Match) -> bool:  # inside parentheses opened in its paragraph
+        paragraph = re.split(r"\n\s*\n", text[: m.start()])[-1]
+        return paragraph.count("(") > paragraph.count(")")
+
     def page(m: re.Match) -> str:
         said, (title, where) = (m.group(1) or "").strip(), _page(m.group(2))
-        paragraph = re.split(r"\n\s*\n", text[: m.start()])[-1]
-        opened, closed = ("[", "]") if paragraph.count("(") > paragraph.count(")") else ("(", ")")
+        opened, closed = ("[", "]") if in_parentheses(m) else ("(", ")")
         if not said:
             return f"{title} {opened}{where}{closed}"
         named = where if where.endswith(".ipynb`") else f"{title}, {where}"
         return f"{said} {opened}{named}{closed}"
 
     text = re.sub(r"\{doc\}`(?:([^`<]*)<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", page, text)
-    text = re.sub(r"\{eq\}`([^`]+)`", r"equation (\1)", text)
+    def label(name: str, m: re.Match) -> str:  # "(eq-x)", or "[eq-x]" inside parentheses
+        return f"[{name}]" if in_parentheses(m) else f"({name})"
+
+    text = re.sub(r"\{eq\}`([^`]+)`", lambda m: f"equation {label(m.group(1), m)}", text)
 
     def in_sentence(named: str, m: re.Match) -> str:  # capitalized where it starts a sentence
         starts_sentence = _SENTENCE_START.search(text[: m.start()]) is not None
         return named[0].upper() + named[1:] if starts_sentence else named
 
     def exercise(m: re.Match) -> str:  # 'exercise "Its title" (ex-x)'
-        return in_sentence(f'exercise "{_exercises()[m.group(1)][1]}" ({m.group(1)})', m)
+        title = _exercises()[m.group(1)][1]
+        return in_sentence(f'exercise "{title}" {label(m.group(1), m)}', m)
 
     text = re.sub(r"\{ref\}`(ex-[\w-]+)`",
                   lambda m: exercise(m) if m.group(1) in _exercises() else m.group(0), text)
@@ -336,8 +374,10 @@ def _roles(text: str) -> str:
         return in_sentence(named, m)
 
     text = re.sub(r"\{prf:ref\}`([^`]+)`", statement, text)
-    text = re.sub(
-        r"\{cite(:[pt])?\}`([^`]+)`", lambda m: _cite(m.group(2), m.group(1) == ":t"), text
+    text = re.sub(  # inside parentheses, brackets: "(the models of Kingma et al. [2014])"
+        r"\{cite(:[pt])?\}`([^`]+)`",
+        lambda m: _cite(m.group(2), m.group(1) == ":t", in_parentheses(m)),
+        text,
     )
     # a number the book's build pastes in: here, the name of the value the notebook computes
     text = _GLUE.sub(r"`\1`", text)
@@ -415,6 +455,15 @@ def _answer_cells(exercise: Exercise, cell_id: str) -> list:
     return cells
 
 
+def _experiment_tables() -> Path:
+    """Where the book build caches chapter 10's results tables: the notebooks run in notebooks/,
+    so vae_lesson.infra.settings.output_dir("10_augmentation") is notebooks/generated/... unless
+    $VAE_LESSON_OUTPUT_DIR names another folder."""
+    root = os.environ.get("VAE_LESSON_OUTPUT_DIR")
+    base = Path(root).expanduser() if root else ROOT / "notebooks" / "generated"
+    return base / "10_augmentation"
+
+
 def student_notebook(path: Path, out_dir_name: str = "student"):
     """The student version of the notebook at ``path`` (a NotebookNode; nothing is written)."""
     nb = nbformat.read(path, as_version=4)
@@ -427,7 +476,7 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
                 own = repository(ROOT).colab(f"notebooks/{path.name}")
                 student = repository(ROOT).colab(f"{out_dir_name}/{path.name}")
                 lines = segments[0][0].replace(own, student).split("\n")
-                lines.insert(1, "\n" + _student_note(nb))
+                lines.insert(1, "\n" + _student_note(nb, path.stem))
                 segments[0] = ("\n".join(lines), segments[0][1])
             for k, (text, exercise) in enumerate(segments):
                 text = _name_other_pages(text, path.stem)
@@ -450,7 +499,10 @@ def student_notebook(path: Path, out_dir_name: str = "student"):
             cells.append(stub)
             continue
         if "long-training" in tags:
-            note = nbformat.v4.new_markdown_cell(LONG_TRAINING_NOTE)
+            experiment = "load_or_run_experiment" in cell.source  # chapter 10's table
+            note = nbformat.v4.new_markdown_cell(
+                EXPERIMENT_NOTE if experiment else LONG_TRAINING_NOTE
+            )
             note.id = f"{cell.id}-note"
             cells.append(note)
         new = nbformat.v4.new_code_cell(cell.source)
@@ -534,7 +586,8 @@ def main(argv=None) -> int:
         "models of",
         "the last book build into `checkpoints/`; hand that folder out with the notebooks and "
         "every chapter",
-        "loads its models instead of training them (see the teacher's guide in the book).",
+        "loads its models instead of training them (see the teacher's guide "
+        f"{_in_the_book('teachers_guide')}).",
         "With network access (e.g. in Colab), `vl.use_published_weights()` run before a chapter's "
         "training cells",
         "downloads the models of the published book instead, checked by SHA-256; a model that "
@@ -550,6 +603,10 @@ def main(argv=None) -> int:
         target.mkdir(exist_ok=True)
         copied = [shutil.copy2(p, target / p.name) for p in sorted(source.glob("*.pt"))]
         print(f"copied {len(copied)} checkpoint(s) from {source} to {target}")
+        # chapter 10 trains dozens of models for one table: the book build's tables go along
+        tables = sorted(_experiment_tables().glob("augmentation_*.json"))
+        copied = [shutil.copy2(p, target / p.name) for p in tables]
+        print(f"copied {len(copied)} results table(s) of chapter 10 to {target}")
     print(f"wrote {len(notebooks)} student notebooks and README.md to {out}")
     return 0
 

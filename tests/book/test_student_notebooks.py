@@ -15,6 +15,9 @@ import make_student_notebooks as msn  # noqa: E402
 from execute_notebooks import toc_notebooks  # noqa: E402
 
 NOTEBOOKS = toc_notebooks(ROOT)
+# a text page has no notebook: a student version links to it in the published book
+SITE = "https://vae-book.github.io/vae-book/"  # repository.url of _config.yml, on GitHub Pages
+IN_THE_BOOK = f"[in the book]({SITE}book/elbo.html)"
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +170,7 @@ def test_directives_become_plain_markdown():
     markdown, exercises = msn.convert_markdown(text)
     assert [e.label for e in exercises] == ["ex-x-1"] and exercises[0].body == "Do this."
     assert "secret" not in markdown and "**Exercise: Title (conceptual)** (ex-x-1)" in markdown
-    assert "*The evidence lower bound* (in the book)" in markdown and "equation (eq-a)" in markdown and "(Kingma and Welling, 2014)" in markdown
+    assert f"*The evidence lower bound* ({IN_THE_BOOK})" in markdown and "equation (eq-a)" in markdown and "(Kingma and Welling, 2014)" in markdown
     assert "$$\na = b\n$$" in markdown
 
 
@@ -191,7 +194,7 @@ def test_references_to_statements_and_works_name_them():
     # {prf:ref} names the statement and where it is; a citation gives authors and year, from references.bib
     markdown, _ = msn.convert_markdown(
         "{prf:ref}`thm-elbo-gap` proved it, by {prf:ref}`lem-elbo-jensen`; see {cite:p}`burda2016importance`.")
-    elbo = "*The evidence lower bound* (in the book)"
+    elbo = f"*The evidence lower bound* ({IN_THE_BOOK})"
     assert markdown == (f'The theorem "Evidence decomposition" of {elbo} proved it, by the lemma '
                         f'"Jensen\'s inequality" of {elbo}; see (Burda et al., 2016).')
 
@@ -216,7 +219,7 @@ def test_an_equation_of_another_chapter_names_the_chapter():
     text = ("by equation (eq-elbo-decomposition), as equation (eq-vae-kl-split) of chapter 05 says; "
             "equation (eq-vq-quantize), equation (eq-vae-kl-split)")
     assert msn._name_other_pages(text, "11_vq_vae") == (
-        "by equation (eq-elbo-decomposition) of *The evidence lower bound* (in the book), as equation "
+        f"by equation (eq-elbo-decomposition) of *The evidence lower bound* ({IN_THE_BOOK}), as equation "
         "(eq-vae-kl-split) of chapter 05 says; equation (eq-vq-quantize), equation (eq-vae-kl-split) of "
         "*The VAE in PyTorch* (`05_vae.ipynb`)")
 
@@ -240,10 +243,63 @@ def test_a_link_to_another_chapter_names_its_title_and_notebook():
         "As {doc}`chapter 05 <05_vae>` and {doc}`The derivation <../book/elbo>` show; "
         "see {doc}`../notebooks/01_autoencoder`.")
     assert markdown == ("As chapter 05 (`05_vae.ipynb`) and The derivation "
-                        "(*The evidence lower bound*, in the book) show; see *The plain autoencoder* "
+                        f"(*The evidence lower bound*, {IN_THE_BOOK}) show; see *The plain autoencoder* "
                         "(`01_autoencoder.ipynb`).")
     # inside parentheses, brackets: no parentheses within parentheses
     markdown, _ = msn.convert_markdown("A classifier (the network of {doc}`chapter 10 <10_augmentation>`) and "
                                        "a bound (derived in {doc}`chapter 03 <../book/elbo>`).")
     assert markdown == ("A classifier (the network of chapter 10 [`10_augmentation.ipynb`]) and a bound (derived "
-                        "in chapter 03 [*The evidence lower bound*, in the book]).")
+                        f"in chapter 03 [*The evidence lower bound*, {IN_THE_BOOK}]).")
+
+
+def test_the_book_is_linked_where_a_student_version_sends_students_to_it(generated):
+    import yaml
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    owner, name = config["repository"]["url"].rstrip("/").split("/")[-2:]
+    assert SITE == f"https://{owner.lower()}.github.io/{name}/"
+    toc = (ROOT / "_toc.yml").read_text()
+    for path in NOTEBOOKS:  # the note under the title links to the chapter's own page
+        note = nbformat.read(generated / path.name, as_version=4).cells[0].source
+        assert f"with solutions, is [in the book]({SITE}notebooks/{path.stem}.html)" in note
+    text = "\n".join(p.read_text() for p in generated.iterdir())
+    pages = set(re.findall(rf"\[in the book\]\({re.escape(SITE)}([\w/]+)\.html\)", text))
+    assert {"book/elbo", "book/teachers_guide", "notebooks/05_vae"} <= pages
+    assert all(re.search(rf"^\s*(-|root:) (file: )?{page}$", toc, flags=re.M) for page in pages), pages
+    assert not re.search(r"[(,] ?in the book[)\]]", text)  # never a bare "in the book" for a page
+
+
+def test_labels_and_citations_inside_parentheses_take_brackets():
+    markdown, _ = msn.convert_markdown(
+        "Semi-supervised (the models of {cite:t}`kingma2014semisupervised`; see also {cite}`burda2016importance`), "
+        "as {cite:t}`kingma2014semisupervised` and {cite:p}`burda2016importance` show ({ref}`ex-vq-2`, "
+        "{eq}`eq-vq-quantize`); {eq}`eq-vq-quantize` and {ref}`ex-vq-2`.")
+    assert markdown == (
+        "Semi-supervised (the models of Kingma et al. [2014]; see also [Burda et al., 2016]), as Kingma et al. "
+        '(2014) and (Burda et al., 2016) show (exercise "Counting codes" [ex-vq-2], equation '
+        '[eq-vq-quantize]); equation (eq-vq-quantize) and exercise "Counting codes" (ex-vq-2).')
+    assert msn._name_other_pages(markdown, "05_vae").endswith(
+        'equation (eq-vq-quantize) of *Discrete codes: the VQ-VAE* (`11_vq_vae.ipynb`) and exercise "Counting codes" '
+        "(ex-vq-2) of *Discrete codes: the VQ-VAE* (`11_vq_vae.ipynb`).")
+    assert '[eq-vq-quantize] of *Discrete codes: the VQ-VAE* [`11_vq_vae.ipynb`])' in msn._name_other_pages(
+        markdown, "05_vae")
+
+
+def test_checkpoints_option_hands_out_the_models_and_chapter_10s_table(tmp_path, monkeypatch):
+    models, tables = tmp_path / "models", tmp_path / "generated" / "10_augmentation"
+    models.mkdir()
+    tables.mkdir(parents=True)
+    (models / "vae_2d.pt").write_bytes(b"weights")
+    (tables / "augmentation_0123456789ab.json").write_text('{"rows": []}')
+    (tables / "notes.txt").write_text("not a table")
+    monkeypatch.setenv("VAE_LESSON_CHECKPOINT_DIR", str(models))
+    monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path / "generated"))
+    monkeypatch.delenv("VAE_LESSON_FAST", raising=False)
+    assert msn.main(["--out", str(tmp_path / "student"), "--checkpoints"]) == 0
+    handed_out = tmp_path / "student" / "checkpoints"
+    assert sorted(p.name for p in handed_out.iterdir()) == ["augmentation_0123456789ab.json", "vae_2d.pt"]
+    assert (handed_out / "augmentation_0123456789ab.json").read_text() == '{"rows": []}'
+    # the student version of chapter 10 says so before the experiment's cell
+    chapter = nbformat.read(tmp_path / "student" / "10_augmentation.ipynb", as_version=4)
+    note = next(i for i, c in enumerate(chapter.cells) if c.source.startswith("**Note:**"))
+    assert "results table" in chapter.cells[note].source
+    assert "load_or_run_experiment" in chapter.cells[note + 1].source

@@ -399,3 +399,29 @@ def test_the_experiment_runs_the_cvae_condition_with_the_same_protocol(digits28,
         assert cvae_row["seconds"] >= cvae_row["cvae_seconds"] + cvae_row["classifier_seconds"] * 0.99
     fig = A.plot_accuracy_vs_n(rows)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["no augmentation", "CVAE ×2"]
+
+
+def test_a_handed_out_table_in_the_checkpoint_folder_is_loaded(digits28, tmp_path, monkeypatch):
+    # a teacher's checkpoints folder (tools/make_student_notebooks.py --checkpoints) holds the table
+    x, y, xt, yt = digits28
+    settings = dict(n_trains=(20,), augmentations=("none",), seeds=(0,), vae_latent=2, vae_hidden=16,
+                    vae_steps=5, classifier_steps=5, batch_size=16)
+    rows, table, _ = A.load_or_run_experiment(x, y, xt[:50], yt[:50], cache_dir=tmp_path / "teacher",
+                                              verbose=False, **settings)
+    monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", str(tmp_path / "student"))
+    monkeypatch.setenv("VAE_LESSON_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    from vae_lesson.infra.checkpoint import checkpoint_dir
+    handed_out = checkpoint_dir()  # (its subfolder fast/ under VAE_LESSON_FAST=1)
+    handed_out.mkdir(parents=True)
+    (handed_out / table.name).write_bytes(table.read_bytes())
+
+    loaded_rows, path, loaded = A.load_or_run_experiment(x, y, xt[:50], yt[:50], verbose=False, **settings)
+    assert loaded and path == handed_out / table.name and loaded_rows == rows  # read, not computed
+    # other settings: not that table, so the loop runs and writes to the student's own cache
+    _, path, loaded = A.load_or_run_experiment(x, y, xt[:50], yt[:50], verbose=False,
+                                               **{**settings, "seeds": (1,)})
+    assert not loaded and path.parent == tmp_path / "student" / "10_augmentation"
+    # an explicit cache_dir reads only that folder
+    _, _, loaded = A.load_or_run_experiment(x, y, xt[:50], yt[:50], cache_dir=tmp_path / "elsewhere",
+                                            verbose=False, **settings)
+    assert not loaded

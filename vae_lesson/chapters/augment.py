@@ -764,11 +764,14 @@ def load_or_run_experiment(
     ``vae_lesson.infra.settings.output_dir("10_augmentation")``) holds the settings, a fingerprint
     of the data and the rows; it is written atomically (a temporary file, then a rename), so an
     interrupted run never leaves a half-written table. A rebuild with the same settings and data
-    reloads it.
+    reloads it. With the default ``cache_dir``, a file of that name in the checkpoint folder
+    (``vae_lesson.infra.checkpoint.checkpoint_dir()``, where a teacher's handed-out folder is
+    put) is read too, so students can load the table instead of computing it.
 
     Returns:
         (rows, path of the JSON file, True if the rows were loaded rather than computed).
     """
+    from ..infra.checkpoint import checkpoint_dir
     from ..infra.settings import output_dir
 
     run = run_augmentation_experiment if run is None else run
@@ -799,17 +802,21 @@ def load_or_run_experiment(
     folder = Path(cache_dir) if cache_dir is not None else output_dir("10_augmentation")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"augmentation_{digest}.json"
-    if path.is_file():
+    # by default, also a table handed out with the trained models (a teacher's checkpoints folder)
+    handed_out = [] if cache_dir is not None else [checkpoint_dir() / path.name]
+    for found in [path, *handed_out]:
+        if not found.is_file():
+            continue
         try:
-            stored = json.loads(path.read_text())
+            stored = json.loads(found.read_text())
             if stored.get("key") == key:
                 if verbose:
-                    print(f"loaded the results table from {path}")
+                    print(f"loaded the results table from {found}")
                 # what computing it took, for the build-times appendix
-                record_loaded_work(path.name, experiment_seconds(stored["rows"]))
-                return stored["rows"], path, True
+                record_loaded_work(found.name, experiment_seconds(stored["rows"]))
+                return stored["rows"], found, True
         except (json.JSONDecodeError, KeyError, TypeError):
-            pass  # a damaged file: compute again and replace it
+            pass  # a damaged file: compute again (and replace it, if it is in the cache)
     rows = run(x_train, y_train, x_test, y_test, verbose=verbose, **settings)
     payload = json.dumps({"key": key, "data_source": data_source, "rows": rows}, indent=1)
     write_text_atomically(path, payload)
