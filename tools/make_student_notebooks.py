@@ -8,7 +8,8 @@ For every notebook in _toc.yml, writes ``<out>/<name>.ipynb`` with:
   and its solution removed; under each exercise, the cells for its answer: a code cell marked
   ``# TODO`` for a computational exercise and for one that asks to train, measure, plot or try
   something (or that the book solves with code), and a Markdown cell marked **Your answer** for
-  a conceptual or open-ended one, whose questions want words;
+  a conceptual or open-ended one and for any that asks a question or asks to show, explain or
+  compare something;
 - code cells tagged ``solution`` replaced by a ``# TODO`` stub; hidden cells tagged
   ``exercise-numbers`` (they run the solutions' code so that the book's solutions quote the
   build's numbers) dropped;
@@ -97,6 +98,9 @@ _TASK = re.compile(
     flags=re.I,
 )
 
+# a question, or an instruction answered in words
+_ASKS = re.compile(r"\?|\b(?:show|explain|argue|derive|prove|predict|compare|why)\b", flags=re.I)
+
 
 class Exercise:
     def __init__(self, title: str, label: str, body: str):
@@ -124,8 +128,9 @@ class Exercise:
 
     @property
     def answered_in_words(self) -> bool:
-        """A conceptual or open-ended exercise: its questions want an answer in words."""
-        return self.kind in ("conceptual", "open-ended")
+        """A conceptual or open-ended exercise, or one that asks a question or asks to show,
+        explain or compare something: an answer in words."""
+        return self.kind in ("conceptual", "open-ended") or bool(_ASKS.search(self.body))
 
 
 def _blocks(text: str):
@@ -296,21 +301,29 @@ def _equation_pages() -> dict:
     return found
 
 
+# words after which an equation is named as "equation (eq-x)", not in apposition
+_LINKING = {"of", "in", "from", "for", "by", "as", "with", "to", "and", "but", "or", "is", "are",
+            "turn", "turns", "return", "returns", "follow", "follows", "see", "that", "than"}
+
+
 def _name_other_pages(text: str, page: str) -> str:
     """'equation (eq-x)' and 'exercise "Title" (ex-x)' of another page get the page's name:
     'equation (eq-x) of *Its title* (`stem.ipynb`)', or '[eq-x] of *Its title* [...]' inside
-    parentheses."""
+    parentheses; in apposition, '(equation eq-x of *Its title*, `stem.ipynb`)'."""
 
     def named(m: re.Match) -> str:
-        label = m.group(1) or m.group(2)
+        label = m.group(1) or m.group(2) or m.group(3)
         where = _equation_pages().get(label) or _exercises().get(label, (None,))[0]
         if where in (None, page):
             return m.group(0)
         (title, file), bracketed = _page(where), m.group(0).endswith("]")
+        if m.group(3):  # in apposition: "(equation eq-x of *Its title*, `stem.ipynb`)"
+            return f"{m.group(0)[:-1]} of {title}, {file}{m.group(0)[-1]}"
         return f"{m.group(0)} of {title} " + (f"[{file}]" if bracketed else f"({file})")
 
     # (not where the text names the chapter itself: "{eq}`eq-x` of {doc}`chapter 05 <05_vae>`")
-    pattern = (r'(?:equation [(\[](eq-[^)\]\s]+)[)\]]|[Ee]xercise "[^"\n]*" [(\[](ex-[\w-]+)[)\]])'
+    pattern = (r'(?:equation [(\[](eq-[^)\]\s]+)[)\]]|[Ee]xercise "[^"\n]*" [(\[](ex-[\w-]+)[)\]]'
+               r"|[(\[]equation (eq-[^)\]\s]+)[)\]])"
                r"(?!,? (?:of|in) (?:the )?[Cc]hapter)")
     return re.sub(pattern, named, text)
 
@@ -349,10 +362,19 @@ def _roles(text: str) -> str:
         return f"{said} {opened}{named}{closed}"
 
     text = re.sub(r"\{doc\}`(?:([^`<]*)<)?(?:\.\./)?(?:notebooks/|book/)?([^`>]+)>?`", page, text)
+
     def label(name: str, m: re.Match) -> str:  # "(eq-x)", or "[eq-x]" inside parentheses
         return f"[{name}]" if in_parentheses(m) else f"({name})"
 
-    text = re.sub(r"\{eq\}`([^`]+)`", lambda m: f"equation {label(m.group(1), m)}", text)
+    def equation(m: re.Match) -> str:
+        # after a word such as "of" or "in", "equation (eq-x)"; after a noun, where the book
+        # shows a number in apposition ("the loss (5.1)"), "the loss (equation eq-x)"
+        word = re.search(r"(\S+)\s*$", text[: m.start()])
+        if word is None or word.group(1)[-1] in ",.:;" or word.group(1).lower() in _LINKING:
+            return f"equation {label(m.group(1), m)}"
+        return label(f"equation {m.group(1)}", m)
+
+    text = re.sub(r"\{eq\}`([^`]+)`", equation, text)
 
     def in_sentence(named: str, m: re.Match) -> str:  # capitalized where it starts a sentence
         starts_sentence = _SENTENCE_START.search(text[: m.start()]) is not None
@@ -381,6 +403,8 @@ def _roles(text: str) -> str:
     )
     # a number the book's build pastes in: here, the name of the value the notebook computes
     text = _GLUE.sub(r"`\1`", text)
+    # and those numbers are the student's own: "in this build" becomes "in this run"
+    text = re.sub(r"\b([Ii]n|of) this build\b", r"\1 this run", text)
     return text
 
 
@@ -584,9 +608,10 @@ def main(argv=None) -> int:
         "",
         "Teachers: `python tools/make_student_notebooks.py --checkpoints` also copies the trained "
         "models of",
-        "the last book build into `checkpoints/`; hand that folder out with the notebooks and "
-        "every chapter",
-        "loads its models instead of training them (see the teacher's guide "
+        "the last book build into `checkpoints/`, with chapter 10's results table; hand that "
+        "folder out with",
+        "the notebooks and every chapter loads its models instead of training them (see the "
+        "teacher's guide "
         f"{_in_the_book('teachers_guide')}).",
         "With network access (e.g. in Colab), `vl.use_published_weights()` run before a chapter's "
         "training cells",

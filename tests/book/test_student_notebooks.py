@@ -52,7 +52,7 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
         solution = re.search(rf"\{{solution\}} {label}\n(.*?)(?=\{{exercise\}}|\Z)", book_text, flags=re.S)
         in_code = solution is not None and re.search(r"^`{3,}python", solution.group(1), flags=re.M)
         if "(computational)**" in heading:
-            assert types == ["code"], label
+            assert types[0] == "code", label
         else:  # conceptual and open-ended exercises ask questions: a cell for words
             assert types[-1] == "markdown", label
         if "(open-ended)**" in heading and in_code:
@@ -60,7 +60,8 @@ def test_student_version_has_exercises_but_no_solutions(path, generated):
     expected = {  # a few by hand: questions only; questions and something to run
         "ex-ae-1": ["markdown"], "ex-cvae-3": ["markdown"], "ex-times-3": ["markdown"],
         "ex-kl-1": ["code", "markdown"], "ex-loss-3": ["code", "markdown"],
-        "ex-augment-3": ["code", "markdown"], "ex-ae-4": ["code"],
+        "ex-augment-3": ["code", "markdown"], "ex-ae-4": ["code", "markdown"],
+        "ex-reparameterization-2": ["code", "markdown"],  # "Show that ..."
     }
     for label in expected.keys() & answers.keys():
         assert [t for _, t in answers[label]] == expected[label], label
@@ -147,6 +148,8 @@ def test_an_exercise_that_asks_to_run_something_gets_a_code_cell():
         assert exercise("A (open-ended)", body).answered_in_words
     assert exercise("A (computational)", "Say why.").answered_in_code
     assert not exercise("A (computational)", "Compute it.").answered_in_words
+    for body in ("Compute it. Is it larger?", "Show that it is unbiased.", "Compute it and explain the gap."):
+        assert exercise("A (computational)", body).answered_in_words, body
 
 
 def test_solution_code_is_found_in_the_full_notebooks():
@@ -180,6 +183,10 @@ def test_glued_numbers_and_author_citations_become_plain_text():
         "{cite:p}`matsuken2017vae,chainer2017vae` show; also {glue:text}`other.ipynb::gap:.2f`.")
     assert markdown == ("A KL of `kl_20d` nats, `n_used` codes, as Hoffman and Johnson (2016) and "
                         "(matsuken92, 2017; Chainer developers, 2017) show; also `gap`.")
+    # the numbers are the student's own: not "this build"
+    markdown, _ = msn.convert_markdown("In this build it was {glue:text}`x:.1f`, on the data of this build; "
+                                       "the \"this build\" column")
+    assert markdown == 'In this run it was `x`, on the data of this run; the "this build" column'
 
 
 def test_authors_written_in_latex_are_named_in_plain_text():
@@ -303,3 +310,16 @@ def test_checkpoints_option_hands_out_the_models_and_chapter_10s_table(tmp_path,
     note = next(i for i, c in enumerate(chapter.cells) if c.source.startswith("**Note:**"))
     assert "results table" in chapter.cells[note].source
     assert "load_or_run_experiment" in chapter.cells[note + 1].source
+
+
+def test_an_equation_in_apposition_is_named_in_parentheses():
+    # the book shows "the loss (5.1)"; a student reads "the loss (equation eq-vae-loss)"
+    markdown, _ = msn.convert_markdown("The loss {eq}`eq-vae-loss` is a sum; by {eq}`eq-vae-loss`, and the loss, "
+                                       "{eq}`eq-vae-loss`.")
+    assert markdown == ("The loss (equation eq-vae-loss) is a sum; by equation (eq-vae-loss), and the loss, "
+                        "equation (eq-vae-loss).")
+    vae = "*The VAE in PyTorch*"
+    assert msn._name_other_pages(markdown, "11_vq_vae") == (
+        f"The loss (equation eq-vae-loss of {vae}, `05_vae.ipynb`) is a sum; by equation (eq-vae-loss) of {vae} "
+        f"(`05_vae.ipynb`), and the loss, equation (eq-vae-loss) of {vae} (`05_vae.ipynb`).")
+    assert msn._name_other_pages(markdown, "05_vae") == markdown
