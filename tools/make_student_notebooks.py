@@ -348,13 +348,19 @@ def _roles(text: str) -> str:
     """The book's inline roles as plain text that reads well in Jupyter."""
 
     # "chapter 05 (`05_vae.ipynb`)", or "chapter 03 (*Title*, in the book)" for a text page; inside
-    # parentheses, brackets instead: "(as in chapter 05 [`05_vae.ipynb`])"
+    # parentheses, brackets instead: "(as in chapter 05 [`05_vae.ipynb`])"; later in the same text,
+    # "chapter 05" alone
     def in_parentheses(m: re.Match) -> bool:  # inside parentheses opened in its paragraph
         paragraph = re.split(r"\n\s*\n", text[: m.start()])[-1]
         return paragraph.count("(") > paragraph.count(")")
 
+    given = set()  # the pages whose file (or address) this text has given already: once is enough
+
     def page(m: re.Match) -> str:
         said, (title, where) = (m.group(1) or "").strip(), _page(m.group(2))
+        if m.group(2) in given:
+            return said or title
+        given.add(m.group(2))
         opened, closed = ("[", "]") if in_parentheses(m) else ("(", ")")
         if not said:
             return f"{title} {opened}{where}{closed}"

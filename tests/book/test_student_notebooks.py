@@ -323,3 +323,11 @@ def test_an_equation_in_apposition_is_named_in_parentheses():
         f"The loss (equation eq-vae-loss of {vae}, `05_vae.ipynb`) is a sum; by equation (eq-vae-loss) of {vae} "
         f"(`05_vae.ipynb`), and the loss, equation (eq-vae-loss) of {vae} (`05_vae.ipynb`).")
     assert msn._name_other_pages(markdown, "05_vae") == markdown
+
+
+def test_a_chapter_named_twice_in_one_cell_gives_its_file_once():
+    markdown, _ = msn.convert_markdown("As {doc}`chapter 01 <01_autoencoder>` shows, and {doc}`chapter 01 "
+                                       "<01_autoencoder>` again; see {doc}`../notebooks/01_autoencoder`.")
+    assert markdown == "As chapter 01 (`01_autoencoder.ipynb`) shows, and chapter 01 again; see *The plain autoencoder*."
+    # each cell (each piece of text converted) names it afresh
+    assert msn.convert_markdown("See {doc}`chapter 01 <01_autoencoder>`.")[0] == "See chapter 01 (`01_autoencoder.ipynb`)."
