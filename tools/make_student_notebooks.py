@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import re
 import shutil
 import sys
@@ -486,12 +485,11 @@ def _answer_cells(exercise: Exercise, cell_id: str) -> list:
 
 
 def _experiment_tables() -> Path:
-    """Where the book build caches chapter 10's results tables: the notebooks run in notebooks/,
-    so vae_lesson.infra.settings.output_dir("10_augmentation") is notebooks/generated/... unless
-    $VAE_LESSON_OUTPUT_DIR names another folder."""
-    root = os.environ.get("VAE_LESSON_OUTPUT_DIR")
-    base = Path(root).expanduser() if root else ROOT / "notebooks" / "generated"
-    return base / "10_augmentation"
+    """Where the book build caches chapter 10's results tables: output_dir("10_augmentation") of a
+    notebook, which runs in notebooks/."""
+    from vae_lesson.infra.settings import output_root
+
+    return output_root(ROOT / "notebooks") / "10_augmentation"
 
 
 def student_notebook(path: Path, out_dir_name: str = "student"):

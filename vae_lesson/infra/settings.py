@@ -17,7 +17,9 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["PROFILES", "profile", "fast_mode", "scaled", "output_dir", "append_to_listing"]
+__all__ = [
+    "PROFILES", "profile", "fast_mode", "scaled", "output_root", "output_dir", "append_to_listing",
+]
 
 PROFILES = ("fast", "default", "full")
 PROFILE_VARIABLE = "VAE_LESSON_PROFILE"
@@ -58,13 +60,20 @@ def scaled(default, fast, full=None):
     return default
 
 
+def output_root(working_dir: str | Path = ".") -> Path:
+    """The folder that holds generated files, as a process working in ``working_dir`` sees it:
+    $VAE_LESSON_OUTPUT_DIR (a relative one read from ``working_dir``), else
+    ``working_dir``/generated. Nothing is created. The book's notebooks run in notebooks/."""
+    root = Path(os.environ.get("VAE_LESSON_OUTPUT_DIR") or "generated").expanduser()
+    return Path(working_dir) / root
+
+
 def output_dir(*parts: str) -> Path:
     """A folder for generated files (GIFs, tables), created if needed.
 
-    It lies under $VAE_LESSON_OUTPUT_DIR, else under ./generated.
+    It lies under $VAE_LESSON_OUTPUT_DIR, else under ./generated (``output_root``).
     """
-    root = Path(os.environ.get("VAE_LESSON_OUTPUT_DIR") or "generated").expanduser()
-    folder = root.joinpath(*parts)
+    folder = output_root().joinpath(*parts)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
