@@ -408,8 +408,10 @@ def _roles(text: str) -> str:
     )
     # a number the book's build pastes in: here, the name of the value the notebook computes
     text = _GLUE.sub(r"`\1`", text)
-    # and those numbers are the student's own: "in this build" becomes "in this run"
+    # and those numbers are the student's own: "in this build" and "the run behind these pages"
+    # become "this run"
     text = re.sub(r"\b([Ii]n|of) this build\b", r"\1 this run", text)
+    text = re.sub(r"\bthe run behind these pages\b", "this run", text)
     return text
 
 

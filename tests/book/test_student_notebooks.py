@@ -185,8 +185,8 @@ def test_glued_numbers_and_author_citations_become_plain_text():
                         "(matsuken92, 2017; Chainer developers, 2017) show; also `gap`.")
     # the numbers are the student's own: not "this build"
     markdown, _ = msn.convert_markdown("In this build it was {glue:text}`x:.1f`, on the data of this build; "
-                                       "the \"this build\" column")
-    assert markdown == 'In this run it was `x`, on the data of this run; the "this build" column'
+                                       "the \"this build\" column; in the run behind these pages, a loss")
+    assert markdown == 'In this run it was `x`, on the data of this run; the "this build" column; in this run, a loss'
 
 
 def test_authors_written_in_latex_are_named_in_plain_text():
