@@ -32,4 +32,4 @@ def test_output_root_reads_a_relative_folder_from_the_working_directory_and_crea
     assert not any(tmp_path.iterdir())
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VAE_LESSON_OUTPUT_DIR", "out")
-    assert output_dir("gifs").resolve() == (output_root() / "gifs").resolve() == tmp_path / "out" / "gifs"
+    assert output_dir("gifs").resolve() == (output_root() / "gifs").resolve() == (tmp_path / "out" / "gifs").resolve()
